@@ -1,0 +1,145 @@
+# One entry point for the whole tree. `make help` lists every target.
+#
+# Build output never goes into a step directory:
+#   build/stepNN/server, build/client            plain build
+#   build/san/stepNN/server, build/san/client    make SAN=1 (ASan + UBSan)
+
+CC      ?= cc
+CSTD    := -std=c11
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+ifneq ($(CI),)
+WARN    += -Werror
+endif
+CPPFLAGS := -D_GNU_SOURCE -Icommon
+CFLAGS  ?= -O2 -g
+LDLIBS  :=
+
+ifeq ($(SAN),1)
+B       := build/san
+CFLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+           -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+else
+B       := build
+endif
+
+ALL_CFLAGS := $(CSTD) $(WARN) $(CFLAGS)
+
+# The chapters that exist, e.g. step01_poll_chat -> target step01.
+STEP_DIRS  := $(sort $(patsubst %/,%,$(wildcard step0[0-9]_*/)))
+STEP_NAMES := $(foreach d,$(STEP_DIRS),$(firstword $(subst _, ,$(d))))
+PLANNED    := step01 step02 step03 step04
+MISSING    := $(filter-out $(STEP_NAMES),$(PLANNED))
+
+COMMON_LIB := $(filter-out common/client.c,$(wildcard common/*.c))
+COMMON_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(COMMON_LIB))
+CLIENT     := $(B)/client
+
+# `make run` listens here; `nc 127.0.0.1 4444` then joins the room.
+HOST ?= 127.0.0.1
+PORT ?= 4444
+
+.PHONY: all help test unit deps docs bench demo run diff clean lint-format \
+        $(STEP_NAMES) $(MISSING)
+
+all: $(STEP_NAMES) $(B)/tests/test_line
+
+help:
+	@echo "Targets (chapters present: $(STEP_NAMES))"
+	@echo "  make stepNN           build one chapter: build/stepNN/server and build/client"
+	@echo "  make all              build every chapter that exists"
+	@echo "  make test             install missing test tools, build plain and SAN=1,"
+	@echo "                        run every suite against both builds"
+	@echo "  make run STEP=NN      start chapter NN on $(HOST):$(PORT) (PORT=, ARGS=-v to change)"
+	@echo "  make diff FROM=NN TO=MM  what chapter MM changed: diff -ruN of two steps"
+	@echo "  make demo             a scripted chat between three clients on the newest chapter"
+	@echo "  make docs             the Doxygen site in build/docs (fails on any warning)"
+	@echo "  make bench            benchmark every chapter (not written yet)"
+	@echo "  make deps             install bats, socat, nc, doxygen, graphviz... (apt-get)"
+	@echo "  make compile_commands.json   compilation database for editors (bear)"
+	@echo "  make clean            remove build/"
+	@echo "Variables: SAN=1 (AddressSanitizer + UBSan into build/san), CI=1 (-Werror)"
+	@echo "Run one suite:  make step01 && bats tests/step01"
+	@echo "Test your own server:  SERVER=path/to/server bats tests/step01"
+
+# ---- building --------------------------------------------------------------
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(CLIENT): $(B)/obj/common/client.o $(COMMON_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# One server per chapter, from the chapter's sources and the common code.
+define STEP_RULES
+$(B)/$(1)/server: $(patsubst %.c,$(B)/obj/%.o,$(wildcard $(2)/*.c)) $(COMMON_OBJ)
+	@mkdir -p $$(@D)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+$(1): $(B)/$(1)/server $(CLIENT)
+endef
+$(foreach d,$(STEP_DIRS),$(eval $(call STEP_RULES,$(firstword $(subst _, ,$(d))),$(d))))
+
+$(MISSING):
+	@echo "$@: this chapter is not written yet; chapters present: $(STEP_NAMES)" >&2
+	@exit 1
+
+$(B)/tests/test_line: $(B)/obj/tests/unit/test_line.o $(COMMON_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
+
+compile_commands.json:
+	rm -rf build/obj
+	bear -- $(MAKE) --no-print-directory all
+
+clean:
+	rm -rf build
+
+# ---- using -----------------------------------------------------------------
+
+run:
+	@test -n "$(STEP)" || { echo "usage: make run STEP=NN [PORT=$(PORT)] [ARGS=-v]" >&2; exit 2; }
+	@$(MAKE) --no-print-directory step$(STEP)
+	@echo "Connect from other terminals with any of:"
+	@echo "    build/client $(HOST) $(PORT)"
+	@echo "    nc $(HOST) $(PORT)"
+	@echo "    telnet $(HOST) $(PORT)"
+	@echo "Stop the server with Ctrl-C."
+	exec $(B)/step$(STEP)/server $(ARGS) $(HOST) $(PORT)
+
+diff:
+	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make diff FROM=NN TO=MM" >&2; exit 2; }
+	@from=$$(ls -d step$(FROM)_*/ 2>/dev/null | head -n 1); \
+	 to=$$(ls -d step$(TO)_*/ 2>/dev/null | head -n 1); \
+	 test -n "$$from" || { echo "no chapter step$(FROM)" >&2; exit 2; }; \
+	 test -n "$$to" || { echo "no chapter step$(TO)" >&2; exit 2; }; \
+	 diff -ruN "$${from%/}" "$${to%/}"; rc=$$?; test $$rc -le 1
+
+demo: all
+	@bash tests/demo.sh $(lastword $(STEP_NAMES))
+
+deps:
+	@bash tests/deps.sh install
+
+docs:
+	@bash tests/deps.sh check doxygen dot || bash tests/deps.sh install
+	@mkdir -p build/docs
+	doxygen docs/Doxyfile
+
+bench:
+	@echo "make bench: the benchmark is not written yet (see the issue 'Benchmark')." >&2
+	@exit 1
+
+# ---- testing ---------------------------------------------------------------
+
+unit: $(B)/tests/test_line
+	bats tests/unit
+
+test:
+	@bash tests/deps.sh check || bash tests/deps.sh install
+	$(MAKE) --no-print-directory all
+	$(MAKE) --no-print-directory SAN=1 all
+	bash tests/run-suites.sh $(STEP_NAMES)
