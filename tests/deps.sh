@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The tools the tests, the demo and the docs need, and where they come from.
+#
+#   tests/deps.sh check [TOOL...]   exit 0 if every (or every named) tool is
+#                                   present, else name what is missing
+#   tests/deps.sh install           apt-get install what is missing (as root),
+#                                   or print the exact command to run
+set -u
+
+# tool -> Debian package that provides it
+declare -A PKG=(
+    [bats]=bats
+    [bats-support]=bats-support
+    [bats-assert]=bats-assert
+    [parallel]=parallel
+    [socat]=socat
+    [nc]=netcat-openbsd
+    [doxygen]=doxygen
+    [dot]=graphviz
+    [perl]=perl-base
+    [script]=bsdutils
+)
+ORDER=(bats bats-support bats-assert parallel socat nc doxygen dot perl script)
+
+# present TOOL: is TOOL usable?
+present() {
+    case $1 in
+    bats-support | bats-assert) [ -f "/usr/lib/bats/$1/load.bash" ] ;;
+    # The tests use OpenBSD nc's -N (shut down on end of input).
+    nc) [ -x /bin/nc.openbsd ] && command -v nc >/dev/null ;;
+    *) command -v "$1" >/dev/null ;;
+    esac
+}
+
+# missing_packages [TOOL...]: the packages of the tools not present.
+missing_packages() {
+    local tool
+    for tool in "${@:-${ORDER[@]}}"; do
+        present "$tool" || echo "${PKG[$tool]}"
+    done | sort -u
+}
+
+case ${1:-check} in
+check)
+    shift
+    pkgs=$(missing_packages "$@")
+    if [ -n "$pkgs" ]; then
+        echo "missing: ${pkgs//$'\n'/ }" >&2
+        exit 1
+    fi
+    ;;
+install)
+    pkgs=$(missing_packages)
+    if [ -z "$pkgs" ]; then
+        echo "deps: everything the tests need is installed"
+        exit 0
+    fi
+    # shellcheck disable=SC2086 # one word per package
+    set -- $pkgs
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "deps: missing packages; run as root:" >&2
+        echo "    apt-get update && apt-get install -y --no-install-recommends $*" >&2
+        exit 1
+    fi
+    echo "deps: installing $*"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! apt-get update -qq ||
+        ! apt-get install -y -qq --no-install-recommends "$@" >/dev/null; then
+        echo "deps: apt-get install $* failed" >&2
+        exit 1
+    fi
+    # netcat-traditional may own the nc name; the tests need OpenBSD's.
+    if [ "$(readlink -f "$(command -v nc)")" != /bin/nc.openbsd ]; then
+        update-alternatives --set nc /bin/nc.openbsd >/dev/null 2>&1 || true
+    fi
+    ;;
+*)
+    echo "usage: $0 check [TOOL...] | install" >&2
+    exit 2
+    ;;
+esac
