@@ -24,10 +24,10 @@
 /** What the command line asked for. */
 struct server_args {
     struct sockaddr_storage addr; /**< HOST and PORT, parsed */
-    socklen_t addrlen;            /**< used length of #addr */
-    long users;                   /**< `-n`: the room's user limit */
-    long workers;                 /**< `-w`: pool size, 0 if not given */
-    bool verbose;                 /**< `-v`: trace the event loop */
+    socklen_t addrlen; /**< used length of #addr */
+    long users; /**< `-n`: the room's user limit */
+    long workers; /**< `-w`: pool size, 0 if not given */
+    bool verbose; /**< `-v`: trace the event loop */
 };
 
 /**

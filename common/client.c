@@ -67,7 +67,7 @@
 /** How a direction moves its bytes; see pump_fill() and pump_flush(). */
 enum pump_mode {
     PUMP_SPLICE, /**< src -> pipe -> dst with splice(2), no user-space copy */
-    PUMP_COPY,   /**< read(2) into pump::buf, write(2) from it */
+    PUMP_COPY, /**< read(2) into pump::buf, write(2) from it */
 };
 
 /**
@@ -79,16 +79,16 @@ enum pump_mode {
  * its pipe; they are moved out first, so the order of bytes never changes.
  */
 struct pump {
-    int src;              /**< descriptor bytes come from */
-    int dst;              /**< descriptor bytes go to */
-    enum pump_mode mode;  /**< splice until the kernel refuses, then copy */
-    int pipe_fd[2];       /**< [0] read end, [1] write end; -1 if none */
-    size_t in_pipe;       /**< bytes spliced into the pipe, not yet out */
-    bool pipe_full;       /**< the pipe refused more: stop watching src */
-    size_t off;           /**< first unwritten byte of #buf */
-    size_t len;           /**< unwritten bytes in #buf from #off */
-    bool eof;             /**< src ended (end of file, or the server left) */
-    bool stopped;         /**< given up: nothing more is read or written */
+    int src; /**< descriptor bytes come from */
+    int dst; /**< descriptor bytes go to */
+    enum pump_mode mode; /**< splice until the kernel refuses, then copy */
+    int pipe_fd[2]; /**< [0] read end, [1] write end; -1 if none */
+    size_t in_pipe; /**< bytes spliced into the pipe, not yet out */
+    bool pipe_full; /**< the pipe refused more: stop watching src */
+    size_t off; /**< first unwritten byte of #buf */
+    size_t len; /**< unwritten bytes in #buf from #off */
+    bool eof; /**< src ended (end of file, or the server left) */
+    bool stopped; /**< given up: nothing more is read or written */
     char buf[PUMP_CHUNK]; /**< copy mode's staging buffer */
 };
 

@@ -18,10 +18,10 @@
 
 /** Bytes waiting to be written to one descriptor. Zeroed means empty. */
 struct outq {
-    char *buf;   /**< heap storage, NULL while empty */
+    char *buf; /**< heap storage, NULL while empty */
     size_t head; /**< offset of the first unwritten byte */
-    size_t len;  /**< unwritten bytes from #head */
-    size_t cap;  /**< allocated size of #buf */
+    size_t len; /**< unwritten bytes from #head */
+    size_t cap; /**< allocated size of #buf */
 };
 
 /**

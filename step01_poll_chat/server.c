@@ -56,25 +56,25 @@
 /* [types] */
 /** One connected user. A slot with fd -1 is free. */
 struct client {
-    int fd;                /**< its socket, or -1 when the slot is free */
-    unsigned long id;      /**< lifetime-unique: user<id> */
-    bool leaving;          /**< dropped; announced and freed by reap */
+    int fd; /**< its socket, or -1 when the slot is free */
+    unsigned long id; /**< lifetime-unique: user<id> */
+    bool leaving; /**< dropped; announced and freed by reap */
     struct line_framer in; /**< its unfinished input line */
-    struct outq out;       /**< output not yet written to it */
+    struct outq out; /**< output not yet written to it */
 };
 
 /** The whole server: the listening socket, the users, the poll set. */
 struct room {
-    int listen_fd;          /**< the listening socket */
-    int reserve_fd;         /**< spare descriptor, spent when out of fds */
-    size_t limit;           /**< most users at once (`-n`) */
-    size_t online;          /**< users in the room */
-    unsigned long next_id;  /**< id of the last user admitted */
+    int listen_fd; /**< the listening socket */
+    int reserve_fd; /**< spare descriptor, spent when out of fds */
+    size_t limit; /**< most users at once (`-n`) */
+    size_t online; /**< users in the room */
+    unsigned long next_id; /**< id of the last user admitted */
     struct client *clients; /**< #limit slots */
-    size_t *free_slots;     /**< stack of free slot indices */
-    size_t nfree;           /**< entries on #free_slots */
-    size_t *leaving;        /**< stack of slots waiting for room_reap() */
-    size_t nleaving;        /**< entries on #leaving */
+    size_t *free_slots; /**< stack of free slot indices */
+    size_t nfree; /**< entries on #free_slots */
+    size_t *leaving; /**< stack of slots waiting for room_reap() */
+    size_t nleaving; /**< entries on #leaving */
     /** poll set: [0] the listening socket, [1 + i] clients[i] */
     struct pollfd *fds;
 };
@@ -334,16 +334,17 @@ on_accept(struct room *room)
             return;
         case EMFILE:
         case ENFILE:
-            /* Book pitfall: log and `continue`, and level-triggered poll()
-             * reports the same connection again at once: a spin -- guarded
-             * by tests/step01/pitfalls.bats ("out of file descriptors"). */
+            /* Book pitfall: log and `continue`, and a level-triggered
+             * wait reports the same connection again at once: a spin --
+             * guarded by tests/protocol/protocol.bats ("out of file
+             * descriptors"). */
             log_errno("cannot accept a connection");
             shed_connection(room);
             trace_add(": out of descriptors, shed one connection");
             return;
         default:
             /* ENOBUFS, ENOMEM, EPERM...: this connection is lost, the
-             * server goes on and poll() reports the next one. */
+             * server goes on and hears of the next one. */
             log_errno("cannot accept a connection");
             return;
         }
@@ -353,7 +354,7 @@ on_accept(struct room *room)
 
 /** What on_line() needs to know about the sender. */
 struct line_ctx {
-    struct room *room;     /**< the room */
+    struct room *room; /**< the room */
     struct client *sender; /**< who sent the line */
 };
 
@@ -484,7 +485,7 @@ loop(struct room *room)
             struct client *c = &room->clients[i];
             /* Book pitfall: `fds[j].events |= ~POLLIN` sets every bit,
              * POLLOUT included, so poll() never sleeps -- guarded by
-             * tests/step01/pitfalls.bats ("idle clients cost no CPU"). */
+             * tests/protocol/protocol.bats ("idle clients cost no CPU"). */
             if (c->fd >= 0)
                 room->fds[1 + i].events =
                     POLLIN | (outq_pending(&c->out) ? POLLOUT : 0);

@@ -15,8 +15,8 @@
 /** Everything the framer delivered, as "<len>:<bytes>|" records. */
 struct sink {
     char out[1 << 18]; /**< the records (one 64 KiB read fits) */
-    size_t len;        /**< bytes used in #out */
-    size_t count;      /**< messages received */
+    size_t len; /**< bytes used in #out */
+    size_t count; /**< messages received */
 };
 
 /**
@@ -267,7 +267,7 @@ t_huge(void)
 /** One named case. */
 struct test_case {
     const char *name; /**< as given on the command line */
-    int (*fn)(void);  /**< returns 0 on success */
+    int (*fn)(void); /**< returns 0 on success */
 };
 
 /** Every case, in the order `test_line` runs them. */
