@@ -97,19 +97,35 @@ wait_for_exit() {
 
 # server_start [OPTIONS...]: start $SERVER OPTIONS $SERVER_HOST 0 and wait
 # for its `listening on HOST:PORT` line. Sets SERVER_PID, SERVER_PORT,
-# SERVER_OUT (stdout) and SERVER_ERR (stderr). SERVER_HOST defaults to
-# 127.0.0.1.
+# SERVER_OUT (stdout) and SERVER_ERR (stderr); server_exit_status reads its
+# exit status once it is gone. SERVER_HOST defaults to 127.0.0.1;
+# SERVER_NOFILE and SERVER_NOFILE_HARD, if set, are the server's soft and
+# hard descriptor limits (ulimit -S -n, ulimit -H -n).
 server_start() {
     SERVER_HOST=${SERVER_HOST:-127.0.0.1}
     local n=${#BG_PIDS[@]}
     SERVER_OUT=$BATS_TEST_TMPDIR/server$n.out
     SERVER_ERR=$BATS_TEST_TMPDIR/server$n.err
     [ -x "$SERVER" ] || fail "no server at $SERVER (run make first)"
+    rm -f "$SERVER_OUT.pid" "$SERVER_OUT.rc"
+    # A small supervisor shell records the server's pid and, when it is
+    # gone, its exit status (a test shell cannot wait for a grandchild).
     (
-        if [ -n "${SERVER_NOFILE:-}" ]; then ulimit -n "$SERVER_NOFILE"; fi
-        exec "$SERVER" "$@" "$SERVER_HOST" 0
-    ) >"$SERVER_OUT" 2>"$SERVER_ERR" 3>&- &
-    SERVER_PID=$!
+        # Soft first: it may not exceed the hard limit at any moment.
+        if [ -n "${SERVER_NOFILE:-}" ]; then
+            ulimit -S -n "$SERVER_NOFILE" || exit 1
+        fi
+        if [ -n "${SERVER_NOFILE_HARD:-}" ]; then
+            ulimit -H -n "$SERVER_NOFILE_HARD" || exit 1
+        fi
+        "$SERVER" "$@" "$SERVER_HOST" 0 >"$SERVER_OUT" 2>"$SERVER_ERR" &
+        echo "$!" >"$SERVER_OUT.pid"
+        wait "$!"
+        echo "$?" >"$SERVER_OUT.rc"
+    ) 3>&- &
+    bg_track "$!"
+    wait_until "the server's pid" test -s "$SERVER_OUT.pid"
+    SERVER_PID=$(<"$SERVER_OUT.pid")
     bg_track "$SERVER_PID"
     wait_until "the server's listening line" grep -q '^listening on ' \
         "$SERVER_OUT" || {
@@ -120,6 +136,13 @@ server_start() {
     line=$(head -n 1 "$SERVER_OUT")
     SERVER_PORT=${line##*:}
     [[ $SERVER_PORT =~ ^[1-9][0-9]*$ ]] || fail "bad listening line: $line"
+}
+
+# server_exit_status: wait until the server has exited; print its status
+# (128 + N if signal N killed it).
+server_exit_status() {
+    wait_until "the server to exit" test -s "$SERVER_OUT.rc" || return 1
+    cat "$SERVER_OUT.rc"
 }
 
 # server_alive: the server process still runs.

@@ -1,66 +1,10 @@
 #!/usr/bin/env bats
-# Chapter 1: the pitfalls of the book's poll server (listing 9-7) that the
-# protocol suite does not already cover. Each test would fail if the
-# pitfall were back.
+# Chapter 1: what is particular to the poll server. The book's pitfalls
+# that every chapter must keep fixed (the events |= ~POLLIN spin, EMFILE)
+# are guarded in the protocol suite, tests/protocol/protocol.bats.
 
 setup() {
     load ../helpers/common
-}
-
-# How long CPU use is measured. Not a wait for a condition: a spinning
-# server burns a whole second of CPU in it, an idle one none.
-IDLE_WINDOW=1
-# Clock ticks (normally 1/100 s) an idle server may use in IDLE_WINDOW.
-IDLE_TICKS=5
-
-# cpu_over_window: prints the CPU ticks the server used during IDLE_WINDOW.
-cpu_over_window() {
-    local before after
-    before=$(server_cpu_ticks)
-    sleep "$IDLE_WINDOW"
-    after=$(server_cpu_ticks)
-    echo $((after - before))
-}
-
-@test "idle clients cost no CPU (the book's events |= ~POLLIN spin)" {
-    server_start
-    client_join a
-    client_join b nc
-    client_join c socat
-    say a "one message, so every queue has been used once"
-    expect b "user1: one message, so every queue has been used once"
-    expect c "user1: one message, so every queue has been used once"
-    run cpu_over_window
-    assert_success
-    ((output <= IDLE_TICKS)) || fail "idle server used $output ticks in ${IDLE_WINDOW}s"
-}
-
-@test "out of file descriptors: the server refuses, stays up and does not spin" {
-    SERVER_NOFILE=12 server_start -n 100
-    local i refused=
-    for i in $(seq 1 12); do
-        client_start "c$i"
-        wait_until "c$i's first line" grep -q . "$(out_of "c$i")"
-        if has_line "$(out_of "c$i")" "too many users"; then
-            refused=$i
-            break
-        fi
-    done
-    [ -n "$refused" ] || fail "12 descriptors never ran out"
-    # It was the descriptor limit, not the room, that refused (-n 100).
-    run grep -c 'Too many open files' "$SERVER_ERR"
-    ((output >= 1))
-    wait_until "the refused client to be closed" client_gone "c$refused"
-    run server_alive
-    assert_success
-    run cpu_over_window
-    ((output <= IDLE_TICKS)) || fail "server used $output ticks in ${IDLE_WINDOW}s at EMFILE"
-    # A leave frees a descriptor, and the next client is served again.
-    client_close c1
-    expect c2 "* user1 left"
-    client_join again
-    say again "served"
-    expect c2 "user$((refused)): served"
 }
 
 @test "the room holds 5 users by default (the book's USER_LIMIT)" {
