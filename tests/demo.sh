@@ -44,7 +44,8 @@ wait_for() {
 }
 
 "$server" 127.0.0.1 0 >"$tmp/server.out" 2>"$tmp/server.err" &
-pids+=($!)
+server_pid=$!
+pids+=("$server_pid")
 end=$((SECONDS + deadline_s))
 until grep -q '^listening on ' "$tmp/server.out"; do
     ((SECONDS <= end)) || { echo "demo: the server did not start" >&2; cat "$tmp/server.err" >&2; exit 1; }
@@ -98,6 +99,17 @@ eval "kill \$hold_bob"
 wait_for "$tmp/alice.out" "* user2 left"
 say alice "bye carol"
 wait_for "$tmp/carol.out" "user1: bye carol"
+
+# From chapter 2 on, SIGTERM is an event of the loop: a graceful shutdown.
+if [ "${step#step}" -ge 2 ] 2>/dev/null; then
+    echo "-- the server gets SIGTERM"
+    kill -TERM "$server_pid"
+    wait_for "$tmp/alice.out" "* server shutting down"
+    wait_for "$tmp/carol.out" "* server shutting down"
+    rc=0
+    wait "$server_pid" || rc=$?
+    echo "-- the server exited with status $rc"
+fi
 
 echo
 for who in alice bob carol; do
