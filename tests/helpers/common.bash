@@ -298,3 +298,16 @@ stop_all() {
 teardown() {
     stop_all
 }
+
+# children_of PID: the pids of PID's child processes, from /proc.
+children_of() {
+    local parent=$1 stat line pid
+    local -a f
+    for stat in /proc/[0-9]*/stat; do
+        line=$(cat "$stat" 2>/dev/null) || continue
+        pid=${line%% *}
+        line=${line##*) } # after the command name, which may hold spaces
+        read -r -a f <<<"$line"
+        if [ "${f[1]}" = "$parent" ]; then echo "$pid"; fi
+    done
+}

@@ -387,9 +387,9 @@ cpu_over_window() {
 }
 
 @test "out of file descriptors: the server refuses, stays up and does not spin" {
-    SERVER_NOFILE=12 SERVER_NOFILE_HARD=12 server_start -n 100
+    SERVER_NOFILE=20 SERVER_NOFILE_HARD=20 server_start -n 100
     local i refused=
-    for i in $(seq 1 12); do
+    for i in $(seq 1 24); do
         client_start "c$i"
         wait_until "c$i's first line" grep -q . "$(out_of "c$i")"
         if has_line "$(out_of "c$i")" "too many users"; then
@@ -397,7 +397,7 @@ cpu_over_window() {
             break
         fi
     done
-    [ -n "$refused" ] || fail "12 descriptors never ran out"
+    [ -n "$refused" ] || fail "20 descriptors never ran out"
     # It was the descriptor limit, not the room, that refused (-n 100).
     run grep -c 'Too many open files' "$SERVER_ERR"
     ((output >= 1))

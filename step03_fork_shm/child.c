@@ -1,0 +1,438 @@
+/**
+ * @file step03_fork_shm/child.c
+ * @brief One process per client: its own small epoll loop (book 13.6).
+ *
+ * The child watches two descriptors: its client's socket (edge-triggered,
+ * read and written until EAGAIN as in chapter 2) and its end of the
+ * socketpair to the parent. The protocol on the socketpair is one byte:
+ *
+ * | byte | from   | meaning                                      |
+ * |------|--------|----------------------------------------------|
+ * | 'N'  | child  | "my ring has new records"                    |
+ * | 'N'  | parent | "some ring has new records: look"            |
+ * | 'Q'  | parent | "the server is shutting down"                |
+ *
+ * Pokes carry no data and may be merged: a child that is poked once for
+ * many messages reads them all, because the records wait in the rings.
+ */
+#include "child.h"
+
+#include "log.h"
+#include "net.h"
+#include "outq.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/** Bytes read from the client per recv(). */
+#define READ_SIZE 65536
+/** Most bytes queued for the client before it counts as a slow reader. */
+#define HIGH_WATER (256 * 1024)
+/** Sent to the client when the server shuts down (SPEC: exact text). */
+#define SHUTDOWN_NOTICE "* server shutting down\n"
+/** Most milliseconds the child lingers for its client after the notice. */
+#define SHUTDOWN_GRACE_MS 2000
+/** While its ring is full, how often a writer looks again for room. */
+#define RETRY_MS 5
+/** Records a child leaves free in its ring: for the parent's leave notice
+ * and the next user's join, which are written without waiting. */
+#define RING_RESERVED 2
+
+/** The child's whole state. */
+struct child {
+    const struct child_start *cs; /**< what the parent handed over */
+    int epfd; /**< the child's own epoll instance */
+    struct line_framer in; /**< the client's unfinished line */
+    struct outq out; /**< output not yet written to it */
+    char in_buf[READ_SIZE]; /**< bytes read from the client, not yet framed */
+    size_t in_off; /**< first byte of #in_buf not yet framed */
+    size_t in_len; /**< bytes in #in_buf */
+    bool blocked; /**< own ring full: waiting for the readers */
+    struct timespec blocked_since; /**< when the wait began */
+    bool news; /**< own ring grew: tell the parent */
+    bool closing; /**< 'Q' seen: drain and leave */
+    struct timespec deadline; /**< when lingering gives up */
+};
+
+/**
+ * @brief Leaves the child process; never flushes the parent's stdio.
+ * @param status exit status for the parent's waitpid().
+ */
+static _Noreturn void
+child_exit(int status)
+{
+    _exit(status);
+}
+
+/**
+ * @brief Queues bytes for the client; a client that cannot keep up ends
+ *        the child.
+ *
+ * As in chapter 2, a queue about to pass #HIGH_WATER is written first and
+ * judged after.
+ * @param ch   the child.
+ * @param data bytes (whole lines).
+ * @param n    their number.
+ */
+static void
+child_send(struct child *ch, const char *data, size_t n)
+{
+    int fd = ch->cs->client_fd;
+    int rc = outq_push(&ch->out, data, n, HIGH_WATER);
+
+    if (rc < 0 && errno == ENOBUFS && outq_flush(&ch->out, fd) >= 0)
+        rc = outq_push(&ch->out, data, n, HIGH_WATER);
+    if (rc < 0) {
+        if (errno == ENOBUFS) {
+            log_msg("dropping: more than %d bytes queued (slow reader)",
+                    HIGH_WATER);
+            child_exit(CHILD_EXIT_SLOW);
+        }
+        log_errno("dropping: cannot queue output");
+        child_exit(0);
+    }
+}
+
+/**
+ * @brief Copies every new record of every other ring to the client.
+ *
+ * A ring whose writer has lapped this reader's cursor means the client is
+ * a whole ring behind: a slow reader, disconnected (the parent announces
+ * it as left).
+ * @param ch the child.
+ */
+static void
+read_rings(struct child *ch)
+{
+    struct shm_room *shm = ch->cs->shm;
+    char line[RECORD_MAX];
+
+    for (size_t i = 0; i < shm->nrings; i++) {
+        if (i == ch->cs->slot)
+            continue; /* a client never hears itself */
+        struct ring *r = &shm->rings[i];
+        _Atomic uint64_t *cursor = shm_progress(shm, ch->cs->slot, i);
+        uint64_t at = atomic_load_explicit(cursor, memory_order_relaxed);
+        uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+        if (at == head)
+            continue;
+        for (; at < head; at++) {
+            long len = ring_get(r, at, line);
+            if (len < 0) {
+                log_msg("dropping: fell %d messages behind (slow reader)",
+                        RING_SLOTS);
+                child_exit(CHILD_EXIT_SLOW);
+            }
+            child_send(ch, line, (size_t)len);
+        }
+        /* Publish the progress: a writer waiting for room may go on. */
+        atomic_store_explicit(cursor, at, memory_order_release);
+    }
+}
+
+/**
+ * @brief The framer found one message: publish it in this child's ring.
+ * @param ctx  the struct child.
+ * @param line message bytes, no `\n`.
+ * @param len  their number.
+ */
+static void
+on_line(void *ctx, const char *line, size_t len)
+{
+    struct child *ch = ctx;
+    char rec[RECORD_MAX];
+
+    if (ch->closing)
+        return; /* the room is closing: nothing more is relayed */
+    int n = snprintf(rec, sizeof rec, "user%lu: ", ch->cs->id);
+    memcpy(rec + n, line, len);
+    rec[(size_t)n + len] = '\n';
+    ring_put(&ch->cs->shm->rings[ch->cs->slot], rec, (size_t)n + len + 1);
+    atomic_fetch_add_explicit(&ch->cs->shm->relayed, 1, memory_order_relaxed);
+    ch->news = true;
+}
+
+/**
+ * @brief Tells the parent that this child's ring has new records.
+ *
+ * One byte per loop pass, however many messages: the parent pokes the
+ * other children once for all of them. If the socketpair is full, the
+ * parent has pokes to read already, which is just as good.
+ * @param ch the child.
+ */
+static void
+tell_parent(struct child *ch)
+{
+    if (!ch->news)
+        return;
+    ch->news = false;
+    if (send(ch->cs->parent_fd, "N", 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
+        errno != EAGAIN && errno != EWOULDBLOCK)
+        child_exit(0); /* the parent is gone */
+}
+
+/**
+ * @brief Milliseconds from @p a to @p b.
+ * @param a the earlier time.
+ * @param b the later time.
+ * @return b - a in milliseconds.
+ */
+static long
+ms_between(const struct timespec *a, const struct timespec *b)
+{
+    return (b->tv_sec - a->tv_sec) * 1000L +
+           (b->tv_nsec - a->tv_nsec) / 1000000L;
+}
+
+/**
+ * @brief How many records the own ring can take now.
+ *
+ * A ring that stays full for #LAG_GRACE_MS is written anyway: the reader
+ * holding it up is stuck, and will leave as a slow reader when it finds
+ * itself lapped. Until then the writer waits, and its client's bytes wait
+ * in the kernel.
+ * @param ch the child.
+ * @return the records that may be written now; 0 means wait.
+ */
+static size_t
+room_to_write(struct child *ch)
+{
+    size_t room = ring_room(ch->cs->shm, ch->cs->slot);
+    struct timespec now;
+
+    if (room >= RING_RESERVED + 2) {
+        ch->blocked = false;
+        return room - RING_RESERVED;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (!ch->blocked) {
+        trace_add(" ring full, waiting for readers");
+        ch->blocked = true;
+        ch->blocked_since = now;
+        return 0;
+    }
+    if (ms_between(&ch->blocked_since, &now) < LAG_GRACE_MS)
+        return 0;
+    return 2; /* pass the stuck reader over */
+}
+
+/**
+ * @brief Frames as much read input as the ring has room for.
+ *
+ * Input is fed to the framer in steps of at most one line or one piece
+ * (#LINE_MAX_PIECE bytes), and one step makes at most two records, so the
+ * ring never has to take more than it has room for.
+ * @param ch the child.
+ * @return true when all input is framed, false while the ring is full.
+ */
+static bool
+frame_input(struct child *ch)
+{
+    while (ch->in_off < ch->in_len) {
+        size_t room = room_to_write(ch);
+        if (room == 0)
+            return false;
+        while (room >= 2 && ch->in_off < ch->in_len) {
+            const char *p = ch->in_buf + ch->in_off;
+            size_t left = ch->in_len - ch->in_off;
+            size_t step = left < LINE_MAX_PIECE ? left : LINE_MAX_PIECE;
+            const char *nl = memchr(p, '\n', step);
+            if (nl != NULL)
+                step = (size_t)(nl - p) + 1;
+            line_feed(&ch->in, p, step, on_line, ch);
+            ch->in_off += step;
+            room -= 2;
+        }
+    }
+    ch->in_off = ch->in_len = 0;
+    return true;
+}
+
+/**
+ * @brief Reads the client into the ring until EAGAIN, or until the ring
+ *        is full.
+ *
+ * Edge-triggered, as in chapter 2: the socket is read until EAGAIN, or
+ * its next bytes are never reported. The one exception is a full ring:
+ * reading stops, the bytes wait in the kernel (TCP then slows the client
+ * down), and the loop calls again every #RETRY_MS until the readers have
+ * made room.
+ * @param ch the child.
+ * @return true while the client is connected, false when it left.
+ */
+static bool
+pump_client(struct child *ch)
+{
+    for (;;) {
+        if (!frame_input(ch))
+            return true; /* ring full: try again soon */
+        ssize_t n = recv(ch->cs->client_fd, ch->in_buf, sizeof ch->in_buf, 0);
+        if (n > 0) {
+            trace_add(" read %zd", n);
+            ch->in_len = (size_t)n;
+        } else if (n == 0) {
+            if (room_to_write(ch) == 0)
+                return true; /* the last line waits for room too */
+            trace_add(" end of stream");
+            line_finish(&ch->in, on_line, ch);
+            return false;
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            return true;
+        } else if (errno != EINTR) {
+            trace_add(" %s", strerror(errno));
+            return false;
+        }
+    }
+}
+
+/**
+ * @brief The parent wrote: pokes to read the rings, or the order to quit.
+ * @param ch the child.
+ */
+static void
+on_parent(struct child *ch)
+{
+    char cmd[64];
+
+    for (;;) {
+        ssize_t n = recv(ch->cs->parent_fd, cmd, sizeof cmd, MSG_DONTWAIT);
+        if (n == 0)
+            child_exit(0); /* the parent died: never outlive it */
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            child_exit(0);
+        }
+        for (ssize_t i = 0; i < n; i++) {
+            if (cmd[i] == 'N' && !ch->closing) {
+                trace_add(" poke");
+                read_rings(ch);
+            } else if (cmd[i] == 'Q' && !ch->closing) {
+                trace_add(" quit");
+                ch->closing = true;
+                clock_gettime(CLOCK_MONOTONIC, &ch->deadline);
+                ch->deadline.tv_sec += SHUTDOWN_GRACE_MS / 1000;
+                child_send(ch, SHUTDOWN_NOTICE, strlen(SHUTDOWN_NOTICE));
+            }
+        }
+    }
+}
+
+/**
+ * @brief Writes the client's queue; after the shutdown notice, half-closes.
+ * @param ch the child.
+ */
+static void
+flush_client(struct child *ch)
+{
+    if (outq_flush(&ch->out, ch->cs->client_fd) < 0)
+        child_exit(0); /* the client is gone */
+    if (ch->closing && !outq_pending(&ch->out))
+        shutdown(ch->cs->client_fd, SHUT_WR); /* all sent: end of stream */
+}
+
+/**
+ * @brief Milliseconds left until @p deadline (at least 0).
+ * @param deadline a CLOCK_MONOTONIC time.
+ * @return the wait for epoll_wait().
+ */
+static int
+ms_left(const struct timespec *deadline)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long ms = (deadline->tv_sec - now.tv_sec) * 1000L +
+              (deadline->tv_nsec - now.tv_nsec) / 1000000L;
+    return ms > 0 ? (int)ms : 0;
+}
+
+void
+run_child(const struct child_start *cs)
+{
+    static char tag[32];
+    struct child ch = {.cs = cs};
+    struct epoll_event ev, events[2];
+    char welcome[96];
+
+    snprintf(tag, sizeof tag, "user%lu pid %ld", cs->id, (long)getpid());
+    log_set_tag(tag);
+
+    /* Never outlive the parent: the kernel sends SIGKILL when it dies.
+     * If it died before prctl() ran, we were already adopted by init (or
+     * a subreaper), and getppid() no longer names it. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != cs->parent)
+        child_exit(0);
+
+    ch.epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (ch.epfd < 0 || net_set_nonblock(cs->client_fd) < 0)
+        die_child("cannot set up the child");
+    ev = (struct epoll_event){.events =
+                                  EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                              .data.fd = cs->client_fd};
+    if (epoll_ctl(ch.epfd, EPOLL_CTL_ADD, cs->client_fd, &ev) < 0)
+        die_child("cannot watch the client");
+    ev = (struct epoll_event){.events = EPOLLIN, .data.fd = cs->parent_fd};
+    if (epoll_ctl(ch.epfd, EPOLL_CTL_ADD, cs->parent_fd, &ev) < 0)
+        die_child("cannot watch the parent");
+
+    /* The parent has set our progress in every ring to its end
+     * (shm_reader_start()): we hear the messages from now on. */
+    int n = snprintf(welcome, sizeof welcome,
+                     "* welcome, you are user%lu (%zu online)\n", cs->id,
+                     cs->online);
+    child_send(&ch, welcome, (size_t)n);
+    flush_client(&ch);
+    /* The join is the first record of this user in its ring, before any
+     * of its messages: every reader sees them in that order. */
+    n = snprintf(welcome, sizeof welcome, "* user%lu joined\n", cs->id);
+    ring_put(&cs->shm->rings[cs->slot], welcome, (size_t)n);
+    ch.news = true;
+    tell_parent(&ch);
+
+    for (;;) {
+        int timeout = ch.closing ? ms_left(&ch.deadline) : -1;
+        if (ch.closing && timeout == 0)
+            child_exit(0); /* the client did not close in time */
+        if (ch.blocked && !ch.closing)
+            timeout = RETRY_MS; /* look for room in the ring again */
+        int ready = epoll_wait(ch.epfd, events, 2, timeout);
+        if (ready < 0) {
+            if (errno == EINTR)
+                continue;
+            die_child("epoll_wait");
+        }
+        trace_begin("epoll: %d ready", ready);
+        bool connected = true;
+        for (int i = 0; i < ready; i++) {
+            if (events[i].data.fd == cs->parent_fd) {
+                trace_add("; parent:");
+                on_parent(&ch);
+            } else {
+                trace_add("; client");
+                if (events[i].events &
+                    (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+                    connected = pump_client(&ch);
+            }
+        }
+        if (ch.blocked && connected)
+            connected = pump_client(&ch);
+        tell_parent(&ch);
+        if (connected && outq_pending(&ch.out))
+            flush_client(&ch);
+        trace_end();
+        if (!connected)
+            child_exit(0); /* the parent reaps us and announces it */
+    }
+}

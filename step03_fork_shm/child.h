@@ -1,0 +1,39 @@
+/**
+ * @file step03_fork_shm/child.h
+ * @brief The process that serves one client (book 13.6, run_child).
+ */
+#ifndef STEP03_CHILD_H
+#define STEP03_CHILD_H
+
+#include "shm.h"
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/** Exit status of a child whose client read too slowly. */
+#define CHILD_EXIT_SLOW 3
+
+/** What a new child is handed by its parent across fork(). */
+struct child_start {
+    int client_fd; /**< the client's socket */
+    int parent_fd; /**< the child's end of the socketpair */
+    size_t slot; /**< its slot: the ring it writes */
+    unsigned long id; /**< user<id> */
+    size_t online; /**< users in the room, for the welcome */
+    pid_t parent; /**< the parent's pid, to notice its death */
+    struct shm_room *shm; /**< the shared rings */
+};
+
+/**
+ * @brief Serves one client until it leaves, then exits.
+ *
+ * The child reads its client's lines into its own ring and tells the
+ * parent with one byte; when the parent pokes it, it copies the other
+ * rings' new records to its client. It never returns: it leaves with
+ * _exit(), 0 when the client left, #CHILD_EXIT_SLOW for a slow reader.
+ * @param cs what the parent handed over; every other descriptor of the
+ *           parent must already be closed.
+ */
+_Noreturn void run_child(const struct child_start *cs);
+
+#endif

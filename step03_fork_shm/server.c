@@ -1,0 +1,792 @@
+/**
+ * @file step03_fork_shm/server.c
+ * @brief Chapter 3: one process per client, messages in shared memory.
+ *
+ * Book: 13.6, listing 13-4 (the chat server with shared memory), with
+ * 13.1-13.5 (fork, zombies, semaphores, shared memory) as background.
+ *
+ * The idea: the parent only listens, accepts and keeps the books. Each
+ * client gets a child process of its own (child.c); the child writes its
+ * client's lines into the client's ring in shared memory (shm.c) and tells
+ * the parent over a socketpair, and the parent pokes the other children,
+ * which copy the new lines from shared memory to their clients. Signals,
+ * SIGCHLD now among them, still arrive through chapter 2's pipe.
+ *
+ * What this step does differently from the book:
+ * - a ring of messages per client with sequence numbers and a cursor per
+ *   reader, instead of one buffer per client that the next message
+ *   overwrites before everyone has copied it;
+ * - a slot is freed only when its child has been reaped, so no living
+ *   child's slot is handed to a new client (the book's
+ *   `users[del] = users[--user_count]` moves a living client's slot);
+ * - children are found by a scan of the slots, not in a table indexed by
+ *   raw pid (the book's `sub_process[PROCESS_LIMIT]`);
+ * - the shared memory has a name unique to the instance, mode 0600 and
+ *   O_EXCL, and is unlinked as soon as it is mapped: nothing stays in
+ *   /dev/shm after any exit;
+ * - children never outlive the parent (PR_SET_PDEATHSIG), close every
+ *   descriptor that is not theirs, and runtime errors are handled, never
+ *   asserted;
+ * - notifications are batched: one byte per process per loop pass,
+ *   however many messages.
+ */
+#include "args.h"
+#include "child.h"
+#include "log.h"
+#include "net.h"
+#include "shm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/** Default room size, the book's USER_LIMIT; `-n` changes it. */
+#define USER_LIMIT 5
+/** Sent to a client that cannot join (SPEC: exact text). */
+#define ROOM_FULL "too many users\n"
+/** Most milliseconds a graceful shutdown waits for the children. */
+#define SHUTDOWN_GRACE_MS 3000
+/** Events taken from one epoll_wait(). */
+#define EPOLL_BATCH 256
+/** epoll token of the listening socket (child tokens are slot numbers). */
+#define TOKEN_LISTEN UINT64_MAX
+/** epoll token of the signal pipe. */
+#define TOKEN_SIGNAL (UINT64_MAX - 1)
+
+/* [types] */
+/** One user, served by one child process. A slot with pid 0 is free. */
+struct client {
+    pid_t pid; /**< its child, 0 when the slot is free */
+    int fd; /**< parent's end of the socketpair, -1 once closed */
+    unsigned long id; /**< lifetime-unique: user<id> */
+};
+
+/** The parent: the listening socket, the children, the event loop. */
+struct room {
+    int epfd; /**< the epoll instance */
+    int listen_fd; /**< the listening socket, -1 once closing */
+    int sig_fd; /**< read end of the signal pipe */
+    int reserve_fd; /**< spare descriptor, spent when out of fds */
+    size_t limit; /**< most users at once (`-n`) */
+    size_t online; /**< users in the room (children alive) */
+    unsigned long next_id; /**< id of the last user admitted */
+    struct client *clients; /**< #limit slots */
+    size_t *free_slots; /**< stack of free slot indices */
+    size_t nfree; /**< entries on #free_slots */
+    struct shm_room *shm; /**< the shared rings, one per slot */
+    char shm_name[64]; /**< its (already unlinked) name */
+    bool news; /**< a ring grew in this pass: poke the children */
+    struct timespec started; /**< start time, for the uptime (SIGHUP) */
+    bool closing; /**< SIGINT/SIGTERM seen: waiting for the children */
+    struct timespec deadline; /**< when a graceful shutdown gives up */
+};
+
+/** Both ends of the signal pipe: the handler writes [1], the loop reads
+ * [0]. A global because a signal handler can reach nothing else. */
+static int sig_pipefd[2];
+/* [types] */
+
+/**
+ * @brief Adds a descriptor to the epoll set.
+ * @param room   the room.
+ * @param fd     the descriptor.
+ * @param events EPOLLIN, EPOLLET...
+ * @param token  what epoll hands back: a slot number or a TOKEN_ constant.
+ * @return 0, or -1 with errno set.
+ */
+static int
+watch(struct room *room, int fd, uint32_t events, uint64_t token)
+{
+    struct epoll_event ev = {.events = events, .data.u64 = token};
+
+    return epoll_ctl(room->epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+/**
+ * @brief Allocates the room's tables and its shared memory.
+ *
+ * The shared region is created before any child exists, so every child
+ * inherits the mapping; its name is unlinked at once (see shm.h).
+ * @param room      the room to fill.
+ * @param listen_fd the listening socket.
+ * @param limit     most users at once.
+ */
+/* [room-init] */
+static void
+room_init(struct room *room, int listen_fd, size_t limit)
+{
+    memset(room, 0, sizeof *room);
+    room->listen_fd = listen_fd;
+    room->sig_fd = sig_pipefd[0];
+    room->limit = limit;
+    room->clients = calloc(limit, sizeof *room->clients);
+    room->free_slots = calloc(limit, sizeof *room->free_slots);
+    if (room->clients == NULL || room->free_slots == NULL)
+        die_errno("cannot allocate a room for %zu users", limit);
+    clock_gettime(CLOCK_MONOTONIC, &room->started);
+
+    room->shm = shm_room_create(limit, room->shm_name);
+    if (room->shm == NULL)
+        die_errno("cannot create shared memory for %zu users", limit);
+
+    room->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (room->epfd < 0)
+        die_errno("cannot create an epoll instance");
+    if (watch(room, listen_fd, EPOLLIN, TOKEN_LISTEN) < 0 ||
+        watch(room, room->sig_fd, EPOLLIN, TOKEN_SIGNAL) < 0)
+        die_errno("cannot watch the listening socket and the signal pipe");
+
+    /* Push slots in reverse so that slot 0 is handed out first. */
+    for (size_t i = limit; i-- > 0;) {
+        room->clients[i].fd = -1;
+        room->free_slots[room->nfree++] = i;
+    }
+    /* A spare descriptor to give up when accept() fails with EMFILE. */
+    room->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (room->reserve_fd < 0)
+        die_errno("cannot open /dev/null");
+}
+/* [room-init] */
+
+/**
+ * @brief Writes a notice ("* user3 left") into a slot's ring.
+ *
+ * The parent writes a ring only while no child does: the leave after the
+ * slot's child has been reaped (the child itself writes its join first of
+ * all). So each ring keeps a single writer, and a user's join, messages
+ * and leave reach every reader in that order.
+ * @param room the room.
+ * @param slot the ring.
+ * @param fmt  printf-style format of the line, ending in `\n`.
+ * @param id   the user the notice is about.
+ */
+static void
+notice(struct room *room, size_t slot, const char *fmt, unsigned long id)
+{
+    char line[64];
+    int n = snprintf(line, sizeof line, fmt, id);
+
+    ring_put(&room->shm->rings[slot], line, (size_t)n);
+    room->news = true;
+}
+
+/**
+ * @brief Turns away a connection the room cannot take.
+ *
+ * One nonblocking send of a fresh socket's first bytes cannot fall short,
+ * so the refusal line always arrives whole.
+ * @param fd the accepted socket; closed on return.
+ */
+static void
+refuse(int fd)
+{
+    if (send(fd, ROOM_FULL, strlen(ROOM_FULL), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+        log_errno("cannot tell a refused client the room is full");
+    close(fd);
+}
+
+/**
+ * @brief accept() ran out of descriptors: shed one pending connection.
+ *
+ * With level-triggered poll a connection left in the backlog makes the
+ * listening socket readable forever, so a server that just logs EMFILE
+ * spins at full CPU (the book's `if (connfd < 0) { ...; continue; }`).
+ * Giving up the spare descriptor lets us accept it, refuse it and close
+ * it, then take the spare back.
+ * @param room the room.
+ */
+/* [shed] */
+static void
+shed_connection(struct room *room)
+{
+    if (room->reserve_fd >= 0) {
+        close(room->reserve_fd);
+        int fd = accept4(room->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0)
+            refuse(fd);
+    }
+    room->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (room->reserve_fd < 0)
+        log_errno("cannot reopen the spare descriptor");
+}
+/* [shed] */
+
+/**
+ * @brief In a new child: drops everything of the parent's but its share.
+ *
+ * fork() copies every descriptor. A child holding the listening socket or
+ * another child's socketpair end would keep them open after the parent
+ * closed them (a dead child's socketpair would never read as closed), and
+ * signal handlers would write into the parent's signal pipe. Signals are
+ * blocked across fork() until this has run.
+ * @param room the parent's room, as copied into the child.
+ * @param mine the parent's end of this child's own socketpair.
+ */
+/* [child-setup] */
+static void
+child_setup(struct room *room, int mine)
+{
+    static const int parent_only[] = {SIGINT, SIGHUP, SIGCHLD};
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    struct sigaction ign = {.sa_handler = SIG_IGN};
+
+    /* Ctrl-C and a hang-up reach the whole process group; the parent
+     * handles them for everyone and tells the children over the
+     * socketpair. SIGTERM sent to a child alone ends that child. */
+    sigaction(SIGTERM, &dfl, NULL);
+    for (size_t i = 0; i < sizeof parent_only / sizeof parent_only[0]; i++)
+        sigaction(parent_only[i], parent_only[i] == SIGCHLD ? &dfl : &ign,
+                  NULL);
+
+    close(mine);
+    if (room->listen_fd >= 0)
+        close(room->listen_fd);
+    close(room->reserve_fd);
+    close(room->epfd);
+    close(sig_pipefd[0]);
+    close(sig_pipefd[1]);
+    /* Book pitfall (15.3's pool has it too): a child keeps the parent's
+     * ends of the earlier children's socketpairs. */
+    for (size_t i = 0; i < room->limit; i++)
+        if (room->clients[i].fd >= 0)
+            close(room->clients[i].fd);
+}
+/* [child-setup] */
+
+/**
+ * @brief Admits a new connection: a slot, an id, the join notice and a
+ *        child process to serve it.
+ * @param room the room.
+ * @param fd   the accepted socket; the parent closes its copy.
+ */
+/* [join] */
+static void
+client_add(struct room *room, int fd)
+{
+    int sv[2];
+    sigset_t all, old;
+
+    if (room->online == room->limit) {
+        trace_add(": room full, refused fd %d", fd);
+        refuse(fd);
+        return;
+    }
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        log_errno("cannot create a socketpair for a new client");
+        refuse(fd);
+        return;
+    }
+
+    size_t slot = room->free_slots[room->nfree - 1];
+    struct client *c = &room->clients[slot];
+    struct child_start cs = {.client_fd = fd,
+                             .parent_fd = sv[1],
+                             .slot = slot,
+                             .id = room->next_id + 1,
+                             .online = room->online + 1,
+                             .parent = getpid(),
+                             .shm = room->shm};
+    /* The child reads every ring from its current end, and writers wait
+     * for it from now on. */
+    shm_reader_start(room->shm, slot);
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
+    pid_t pid = fork();
+    if (pid == 0) {
+        child_setup(room, sv[0]);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        run_child(&cs);
+    }
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    close(sv[1]);
+    if (pid < 0) {
+        log_errno("cannot fork a child for a new client");
+        shm_reader_stop(room->shm, slot);
+        close(sv[0]);
+        refuse(fd);
+        return;
+    }
+    close(fd); /* the child serves it; our copy would keep it open */
+
+    room->nfree--;
+    c->pid = pid;
+    c->fd = sv[0];
+    c->id = ++room->next_id;
+    room->online++;
+    if (net_set_nonblock(c->fd) < 0 || watch(room, c->fd, EPOLLIN, slot) < 0)
+        log_errno("cannot watch user%lu's socketpair", c->id);
+    trace_add(": user%lu in child %ld", c->id, (long)pid);
+}
+/* [join] */
+
+/**
+ * @brief The listening socket is readable: accept every waiting connection.
+ *
+ * The listening socket is nonblocking, so the loop ends at EAGAIN instead
+ * of blocking when another wake-up already took the connection.
+ * @param room the room.
+ */
+/* [accept] */
+static void
+on_accept(struct room *room)
+{
+    for (;;) {
+        int fd = accept4(room->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0) {
+            client_add(room, fd);
+            continue;
+        }
+        switch (errno) {
+        case EINTR:
+        case ECONNABORTED: /* the peer gave up while in the backlog */
+            continue;
+        case EAGAIN:
+#if EAGAIN != EWOULDBLOCK
+        case EWOULDBLOCK:
+#endif
+            return;
+        case EMFILE:
+        case ENFILE:
+            /* Book pitfall: log and `continue`, and a level-triggered
+             * wait reports the same connection again at once: a spin --
+             * guarded by tests/protocol/protocol.bats ("out of file
+             * descriptors"). */
+            log_errno("cannot accept a connection");
+            shed_connection(room);
+            trace_add(": out of descriptors, shed one connection");
+            return;
+        default:
+            /* ENOBUFS, ENOMEM, EPERM...: this connection is lost, the
+             * server goes on and hears of the next one. */
+            log_errno("cannot accept a connection");
+            return;
+        }
+    }
+}
+/* [accept] */
+
+/**
+ * @brief A child wrote on its socketpair: its ring has news, or it died.
+ *
+ * The bytes only say "look"; what to look at waits in the rings. End of
+ * stream means the child is gone: its socketpair is closed here, and the
+ * slot waits for SIGCHLD and reap_children().
+ * @param room the room.
+ * @param c    the child's slot.
+ */
+/* [read] */
+static void
+on_child(struct room *room, struct client *c)
+{
+    char buf[256];
+
+    for (;;) {
+        ssize_t n = recv(c->fd, buf, sizeof buf, 0);
+        if (n > 0) {
+            trace_add(" news");
+            room->news = true;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        trace_add(" closed");
+        close(c->fd); /* also leaves the epoll set */
+        c->fd = -1;
+        return;
+    }
+}
+/* [read] */
+
+/**
+ * @brief Tells every child to look at the rings, once per loop pass.
+ *
+ * One byte per child however many messages arrived: a child that was
+ * poked reads every new record of every ring. A full socketpair means the
+ * child has pokes waiting already.
+ * @param room the room.
+ * @param cmd  'N' to look at the rings, 'Q' to shut down.
+ */
+/* [poke] */
+static void
+poke_children(struct room *room, char cmd)
+{
+    for (size_t i = 0; i < room->limit; i++) {
+        struct client *c = &room->clients[i];
+        if (c->fd >= 0 &&
+            send(c->fd, &cmd, 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
+            errno != EAGAIN && errno != EWOULDBLOCK && cmd == 'Q')
+            log_errno("cannot tell user%lu's child to quit", c->id);
+    }
+}
+/* [poke] */
+
+/**
+ * @brief SIGCHLD: reaps every dead child, announces its user, frees its
+ *        slot.
+ *
+ * Signals merge, so one SIGCHLD may stand for several children: waitpid()
+ * with WNOHANG runs until no dead child is left. Only now, with the child
+ * gone, can its slot be given to someone else.
+ * @param room the room.
+ */
+/* [reap] */
+static void
+reap_children(struct room *room)
+{
+    int status;
+    pid_t pid;
+
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        /* Book pitfall: sub_process[pid] is a table indexed by raw pid,
+         * far beyond PROCESS_LIMIT on any modern system. A scan of the
+         * slots finds the child -- guarded by tests/step03/children.bats. */
+        size_t slot = 0;
+        while (slot < room->limit && room->clients[slot].pid != pid)
+            slot++;
+        if (slot == room->limit)
+            continue; /* not a child of a slot */
+        struct client *c = &room->clients[slot];
+        if (c->fd >= 0)
+            close(c->fd);
+        trace_add("; user%lu's child %ld %s %d", c->id, (long)pid,
+                  WIFSIGNALED(status) ? "killed by signal" : "exited",
+                  WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+        shm_reader_stop(room->shm, slot);
+        if (!room->closing)
+            notice(room, slot, "* user%lu left\n", c->id);
+        c->pid = 0;
+        c->fd = -1;
+        room->online--;
+        room->free_slots[room->nfree++] = slot;
+    }
+    if (pid < 0 && errno != ECHILD)
+        log_errno("waitpid");
+}
+/* [reap] */
+
+/**
+ * @brief The signal handler: puts the signal number into the pipe.
+ *
+ * It does nothing else, so it is async-signal-safe and cannot race with
+ * the loop: the loop reads the number and acts on it between two events.
+ * write() may change errno under the interrupted code, so errno is saved
+ * and restored. If the pipe were ever full, the loop has not read the
+ * numbers already waiting; it will, and wake.
+ * @param sig the signal number.
+ */
+/* [sig-handler] */
+static void
+sig_handler(int sig)
+{
+    int saved = errno;
+    /* Book pitfall: `send(pipefd[1], (char *)&msg, 1, 0)` sends the first
+     * byte of an int, the signal number only on little-endian machines.
+     * One unsigned char holds every signal number, on any machine. */
+    unsigned char byte = (unsigned char)sig;
+
+    if (write(sig_pipefd[1], &byte, 1) < 0) {
+        /* EAGAIN: the pipe is full and the loop will wake anyway. */
+    }
+    errno = saved;
+}
+/* [sig-handler] */
+
+/**
+ * @brief Creates the signal pipe and routes SIGINT, SIGTERM, SIGHUP and
+ *        SIGCHLD into it.
+ *
+ * Both ends are nonblocking: the handler must never block, and the loop
+ * reads until EAGAIN. SA_RESTART spares the rest of the program EINTR
+ * from most calls; epoll_wait() still returns EINTR, which the loop
+ * expects. SIGPIPE is ignored.
+ */
+/* [signals] */
+static void
+install_signals(void)
+{
+    static const int routed[] = {SIGINT, SIGTERM, SIGHUP, SIGCHLD};
+    struct sigaction sa = {.sa_handler = sig_handler, .sa_flags = SA_RESTART};
+
+    if (pipe2(sig_pipefd, O_NONBLOCK | O_CLOEXEC) < 0)
+        die_errno("cannot create the signal pipe");
+    sigfillset(&sa.sa_mask); /* one handler at a time */
+    for (size_t i = 0; i < sizeof routed / sizeof routed[0]; i++)
+        if (sigaction(routed[i], &sa, NULL) < 0)
+            die_errno("cannot install a handler for %s", strsignal(routed[i]));
+
+    /* Book pitfall: SIGPIPE is left at its default, so writing to a
+     * client that reset kills the server -- guarded by
+     * tests/protocol/protocol.bats ("a client that resets mid-line...").
+     * outq_flush() also sends with MSG_NOSIGNAL. */
+    struct sigaction ign = {.sa_handler = SIG_IGN};
+    if (sigaction(SIGPIPE, &ign, NULL) < 0)
+        die_errno("cannot ignore SIGPIPE");
+}
+/* [signals] */
+
+/**
+ * @brief Milliseconds from @p a to @p b.
+ * @param a the earlier time.
+ * @param b the later time.
+ * @return b - a in milliseconds (negative if @p b is earlier).
+ */
+static long
+ms_between(const struct timespec *a, const struct timespec *b)
+{
+    return (b->tv_sec - a->tv_sec) * 1000L +
+           (b->tv_nsec - a->tv_nsec) / 1000000L;
+}
+
+/**
+ * @brief SIGHUP: one status line on stderr; the server goes on.
+ * @param room the room.
+ */
+/* [status] */
+static void
+report_status(struct room *room)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    log_msg("status: %zu users online, %lu messages relayed, up %ld s, "
+            "%zu children",
+            room->online,
+            atomic_load_explicit(&room->shm->relayed, memory_order_relaxed),
+            ms_between(&room->started, &now) / 1000, room->online);
+}
+/* [status] */
+
+/**
+ * @brief SIGINT/SIGTERM: stop accepting and tell every child to finish.
+ *
+ * Each child sends its client the notice, flushes, and exits; the loop
+ * runs on until every child has been reaped or #SHUTDOWN_GRACE_MS have
+ * passed.
+ * @param room the room.
+ */
+/* [shutdown] */
+static void
+begin_shutdown(struct room *room)
+{
+    if (room->closing)
+        return;
+    room->closing = true;
+    clock_gettime(CLOCK_MONOTONIC, &room->deadline);
+    room->deadline.tv_sec += SHUTDOWN_GRACE_MS / 1000;
+    close(room->listen_fd); /* new connections are refused by the kernel */
+    room->listen_fd = -1;
+    poke_children(room, 'Q');
+}
+/* [shutdown] */
+
+/**
+ * @brief The signal pipe is readable: act on every signal number in it.
+ *
+ * Runs in the loop, not in a handler, so it may do anything.
+ * @param room the room.
+ */
+/* [on-signal] */
+static void
+on_signal(struct room *room)
+{
+    unsigned char sigs[64];
+    ssize_t n;
+
+    while ((n = read(room->sig_fd, sigs, sizeof sigs)) != 0) {
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                log_errno("cannot read the signal pipe");
+            return;
+        }
+        for (ssize_t i = 0; i < n; i++) {
+            trace_add(" %s",
+                      sigabbrev_np(sigs[i]) ? sigabbrev_np(sigs[i]) : "?");
+            if (sigs[i] == SIGHUP)
+                report_status(room);
+            else if (sigs[i] == SIGINT || sigs[i] == SIGTERM)
+                begin_shutdown(room);
+            else if (sigs[i] == SIGCHLD)
+                reap_children(room);
+        }
+    }
+}
+/* [on-signal] */
+
+/**
+ * @brief The parent's loop: accept, hear news, reap, poke.
+ *
+ * After SIGINT/SIGTERM it runs on until every child is gone or the grace
+ * period is over.
+ * @param room the room.
+ */
+static void
+loop(struct room *room)
+{
+    struct epoll_event events[EPOLL_BATCH];
+
+    while (!room->closing || room->online > 0) {
+        /* [loop-events] */
+        int timeout = -1; /* sleep until something happens */
+        if (room->closing) {
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            long left = ms_between(&now, &room->deadline);
+            if (left <= 0) {
+                log_msg("shutdown: %zu children still running after %d ms; "
+                        "killing them",
+                        room->online, SHUTDOWN_GRACE_MS);
+                return;
+            }
+            timeout = (int)left;
+        }
+
+        int ready = epoll_wait(room->epfd, events, EPOLL_BATCH, timeout);
+        if (ready < 0) {
+            if (errno == EINTR)
+                continue; /* a signal: its number waits in the pipe */
+            die_errno("epoll_wait");
+        }
+        /* [loop-events] */
+        /* [loop-dispatch] */
+        trace_begin("epoll: %d ready", ready);
+        for (int i = 0; i < ready; i++) {
+            uint64_t token = events[i].data.u64;
+
+            if (token == TOKEN_LISTEN) {
+                trace_add("; listen fd %d IN", room->listen_fd);
+                if (room->listen_fd >= 0)
+                    on_accept(room);
+                continue;
+            }
+            if (token == TOKEN_SIGNAL) {
+                trace_add("; signal pipe fd %d:", room->sig_fd);
+                on_signal(room);
+                continue;
+            }
+            struct client *c = &room->clients[token];
+            if (c->fd < 0)
+                continue; /* closed earlier in this pass */
+            trace_add("; user%lu's child fd %d", c->id, c->fd);
+            on_child(room, c);
+        }
+        if (room->news && !room->closing)
+            poke_children(room, 'N');
+        room->news = false;
+        trace_end();
+        /* [loop-dispatch] */
+    }
+}
+
+/**
+ * @brief Raises the descriptor limit so the room can hold `-n` users.
+ *
+ * The parent holds one descriptor per user (the socketpair), and for a
+ * moment two more while it forks. The soft RLIMIT_NOFILE may be raised by
+ * any process up to the hard limit. If even that is too low, accept()
+ * will fail with EMFILE and the connection is shed; say so now.
+ * @param users the room's user limit.
+ */
+/* [fd-limit] */
+static void
+raise_fd_limit(size_t users)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)users + 16; /* stdio, listen, epoll, pipe... */
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        die_errno("cannot read the descriptor limit");
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
+        return;
+    rlim_t old = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want
+                      ? want
+                      : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+        die_errno("cannot raise the descriptor limit to %lu",
+                  (unsigned long)rl.rlim_cur);
+    if (log_verbose)
+        log_msg("raised the descriptor limit from %lu to %lu for %zu users",
+                (unsigned long)old, (unsigned long)rl.rlim_cur, users);
+    if (rl.rlim_cur < want)
+        log_msg("-n %zu: only %lu descriptors may be open (hard limit); "
+                "connections past that are refused",
+                users, (unsigned long)rl.rlim_cur);
+}
+/* [fd-limit] */
+
+/**
+ * @brief Ends every child still running once the loop is over, and waits
+ *        for it: no child outlives the server, no zombie stays.
+ * @param room the room.
+ */
+/* [room-close] */
+static void
+room_close(struct room *room)
+{
+    for (size_t i = 0; i < room->limit; i++) {
+        struct client *c = &room->clients[i];
+        if (c->pid > 0) {
+            kill(c->pid, SIGKILL);
+            while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+        }
+        if (c->fd >= 0)
+            close(c->fd);
+    }
+    free(room->clients);
+    free(room->free_slots);
+    close(room->epfd);
+}
+/* [room-close] */
+
+/**
+ * @brief Parses the command line, listens, runs the room until a signal
+ *        ends it.
+ * @param argc argument count.
+ * @param argv arguments: [options] HOST PORT.
+ * @return 0 after a graceful shutdown; exits 1 on a start-up failure.
+ */
+int
+main(int argc, char **argv)
+{
+    struct server_args args;
+    struct room room;
+    char where[NET_ADDRSTRLEN];
+
+    args_parse(argc, argv, &args, 0, USER_LIMIT);
+    install_signals();
+
+    /* [listen] */
+    int listen_fd = net_listen((struct sockaddr *)&args.addr, args.addrlen);
+    if (listen_fd < 0)
+        die_errno("cannot listen on %s",
+                  net_format_addr((struct sockaddr *)&args.addr, where,
+                                  sizeof where));
+    /* [listen] */
+    if (net_set_nonblock(listen_fd) < 0)
+        die_errno("cannot make the listening socket nonblocking");
+
+    raise_fd_limit((size_t)args.users);
+    room_init(&room, listen_fd, (size_t)args.users);
+    if (net_announce(listen_fd) < 0)
+        die_errno("cannot write the listening line");
+    log_set_tag("parent"); /* from now on, several processes share stderr */
+    loop(&room);
+    room_close(&room);
+    return 0;
+}
