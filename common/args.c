@@ -28,8 +28,14 @@ usage(FILE *out, const char *prog, unsigned features, long def)
     fprintf(out, "  HOST        IPv4 or IPv6 address to listen on "
                  "(127.0.0.1, ::1)\n"
                  "  PORT        TCP port, 0 asks the kernel for a free one\n");
-    fprintf(out, "  -n USERS    most users in the room at once (default %ld)\n",
-            def);
+    if (def > 0)
+        fprintf(out,
+                "  -n USERS    most users in the room at once (default %ld)\n",
+                def);
+    else
+        fprintf(out,
+                "  -n USERS    most users in the room at once (default: what "
+                "the descriptor limit allows)\n");
     if (features & ARGS_WORKERS)
         fprintf(out, "  -w WORKERS  worker processes in the pool "
                      "(default: online CPUs)\n");

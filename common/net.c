@@ -70,6 +70,21 @@ net_format_addr(const struct sockaddr *sa, char *buf, size_t size)
     return buf;
 }
 
+/**
+ * @brief Closes a socket after a failed call, keeping that call's errno.
+ * @param fd the socket.
+ * @return -1, for the caller to return.
+ */
+static int
+close_failed(int fd)
+{
+    int saved = errno;
+
+    close(fd);
+    errno = saved;
+    return -1;
+}
+
 int
 net_listen(const struct sockaddr *sa, socklen_t len)
 {
@@ -78,12 +93,8 @@ net_listen(const struct sockaddr *sa, socklen_t len)
     if (fd < 0)
         return -1;
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-        bind(fd, sa, len) < 0 || listen(fd, NET_BACKLOG) < 0) {
-        int saved = errno;
-        close(fd);
-        errno = saved;
-        return -1;
-    }
+        bind(fd, sa, len) < 0 || listen(fd, NET_BACKLOG) < 0)
+        return close_failed(fd);
     return fd;
 }
 
@@ -111,12 +122,8 @@ net_connect(const struct sockaddr *sa, socklen_t len)
     /* A signal may interrupt connect(); the attempt then goes on in the
      * kernel, and calling connect() again would fail with EALREADY. We
      * install no handlers in the client, so plain retry is never needed. */
-    if (connect(fd, sa, len) < 0) {
-        int saved = errno;
-        close(fd);
-        errno = saved;
-        return -1;
-    }
+    if (connect(fd, sa, len) < 0)
+        return close_failed(fd);
     return fd;
 }
 

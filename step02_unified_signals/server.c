@@ -52,16 +52,20 @@
 #define MSG_MAX (LINE_MAX_PIECE + 32)
 /** Sent to a client that cannot join (SPEC: exact text). */
 #define ROOM_FULL "too many users\n"
+/* [constants] */
 /** Sent to every client on SIGINT/SIGTERM (SPEC: exact text). */
 #define SHUTDOWN_NOTICE "* server shutting down\n"
 /** Most milliseconds a graceful shutdown waits for output to drain. */
 #define SHUTDOWN_GRACE_MS 2000
 /** Events taken from one epoll_wait(). */
 #define EPOLL_BATCH 256
+/** Reads from one client per pass before the others get their turn. */
+#define READ_BUDGET 16
 /** epoll token of the listening socket (client tokens are slot numbers). */
 #define TOKEN_LISTEN UINT64_MAX
 /** epoll token of the signal pipe. */
 #define TOKEN_SIGNAL (UINT64_MAX - 1)
+/* [constants] */
 
 /* [types] */
 /** One connected user. A slot with fd -1 is free. */
@@ -70,6 +74,7 @@ struct client {
     unsigned long id; /**< lifetime-unique: user<id> */
     bool leaving; /**< dropped; announced and freed by reap */
     bool dirty; /**< the slot is on the room's dirty list */
+    bool more; /**< the slot is on the room's more list */
     bool shut; /**< shutdown(SHUT_WR) done (server closing) */
     struct line_framer in; /**< its unfinished input line */
     struct outq out; /**< output not yet written to it */
@@ -91,6 +96,8 @@ struct room {
     size_t nleaving; /**< entries on #leaving */
     size_t *dirty; /**< slots with output queued in this pass */
     size_t ndirty; /**< entries on #dirty */
+    size_t *more; /**< slots whose input was not read dry this pass */
+    size_t nmore; /**< entries on #more */
     unsigned long relayed; /**< messages relayed since start (SIGHUP) */
     struct timespec started; /**< start time, for the uptime (SIGHUP) */
     bool closing; /**< SIGINT/SIGTERM seen: draining, then exit */
@@ -110,6 +117,7 @@ static int sig_pipefd[2];
  * @param token  what epoll hands back: a slot number or a TOKEN_ constant.
  * @return 0, or -1 with errno set.
  */
+/* [watch] */
 static int
 watch(struct room *room, int fd, uint32_t events, uint64_t token)
 {
@@ -117,6 +125,7 @@ watch(struct room *room, int fd, uint32_t events, uint64_t token)
 
     return epoll_ctl(room->epfd, EPOLL_CTL_ADD, fd, &ev);
 }
+/* [watch] */
 
 /**
  * @brief Allocates the room's tables for @p limit users, and the loop.
@@ -141,8 +150,9 @@ room_init(struct room *room, int listen_fd, size_t limit)
     room->free_slots = calloc(limit, sizeof *room->free_slots);
     room->leaving = calloc(limit, sizeof *room->leaving);
     room->dirty = calloc(limit, sizeof *room->dirty);
+    room->more = calloc(limit, sizeof *room->more);
     if (room->clients == NULL || room->free_slots == NULL ||
-        room->leaving == NULL || room->dirty == NULL)
+        room->leaving == NULL || room->dirty == NULL || room->more == NULL)
         die_errno("cannot allocate a room for %zu users", limit);
     clock_gettime(CLOCK_MONOTONIC, &room->started);
 
@@ -459,9 +469,12 @@ on_line(void *ctx, const char *line, size_t len)
  * @brief A client's socket is readable (or hung up): read it dry and relay.
  *
  * Edge-triggered: epoll reported a change once, and will not report the
- * bytes still waiting, so the loop reads until EAGAIN. End of stream
- * relays a last line without `\n`; a reset or error discards an
- * unfinished line (the client never finished it).
+ * bytes still waiting, so the loop reads until EAGAIN -- or until it has
+ * read #READ_BUDGET times: then the client goes on the more list, and the
+ * loop comes back to it after the others have had their turn (a client
+ * streaming without pause would otherwise hold the loop, signals and all).
+ * End of stream relays a last line without `\n`; a reset or error
+ * discards an unfinished line (the client never finished it).
  * @param room the room.
  * @param c    the client.
  */
@@ -472,7 +485,14 @@ on_readable(struct room *room, struct client *c)
     static char buf[READ_SIZE];
     struct line_ctx lc = {room, c};
 
-    while (!c->leaving) {
+    for (int reads = 0; !c->leaving; reads++) {
+        if (reads == READ_BUDGET) {
+            if (!c->more) {
+                c->more = true;
+                room->more[room->nmore++] = (size_t)(c - room->clients);
+            }
+            return;
+        }
         ssize_t n = recv(c->fd, buf, sizeof buf, 0);
         if (n > 0) {
             trace_add(" read %zd", n);
@@ -493,6 +513,24 @@ on_readable(struct room *room, struct client *c)
     }
 }
 /* [read] */
+
+/**
+ * @brief Gives the clients on the more list their next turn.
+ * @param room the room.
+ */
+static void
+read_more(struct room *room)
+{
+    size_t n = room->nmore;
+
+    room->nmore = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct client *c = &room->clients[room->more[i]];
+        c->more = false;
+        if (c->fd >= 0 && !c->leaving)
+            on_readable(room, c);
+    }
+}
 
 /**
  * @brief Writes a client's queue until it is empty or the socket is full.
@@ -522,6 +560,7 @@ client_flush(struct room *room, struct client *c)
         c->shut = true;
     }
 }
+/* [write] */
 
 /**
  * @brief Writes the queue of every client that got output in this pass.
@@ -530,6 +569,7 @@ client_flush(struct room *room, struct client *c)
  * was sent in the pass, they leave in one write.
  * @param room the room.
  */
+/* [flush] */
 static void
 room_flush(struct room *room)
 {
@@ -540,7 +580,7 @@ room_flush(struct room *room)
             client_flush(room, c);
     }
 }
-/* [write] */
+/* [flush] */
 
 /**
  * @brief Spells epoll events for the `-v` trace, e.g. "IN|OUT".
@@ -565,7 +605,6 @@ events_name(uint32_t ev, char *buf)
     return buf[0] ? buf + 1 : buf;
 }
 
-/* [signals] */
 /**
  * @brief The signal handler: puts the signal number into the pipe.
  *
@@ -576,6 +615,7 @@ events_name(uint32_t ev, char *buf)
  * numbers already waiting; it will, and wake.
  * @param sig the signal number.
  */
+/* [sig-handler] */
 static void
 sig_handler(int sig)
 {
@@ -590,6 +630,7 @@ sig_handler(int sig)
     }
     errno = saved;
 }
+/* [sig-handler] */
 
 /**
  * @brief Creates the signal pipe and routes SIGINT, SIGTERM, SIGHUP into it.
@@ -599,6 +640,7 @@ sig_handler(int sig)
  * from most calls; epoll_wait() still returns EINTR, which the loop
  * expects. SIGPIPE is ignored.
  */
+/* [signals] */
 static void
 install_signals(void)
 {
@@ -639,6 +681,7 @@ ms_between(const struct timespec *a, const struct timespec *b)
  * @brief SIGHUP: one status line on stderr; the server goes on.
  * @param room the room.
  */
+/* [status] */
 static void
 report_status(struct room *room)
 {
@@ -654,6 +697,7 @@ report_status(struct room *room)
             room->online, room->relayed,
             ms_between(&room->started, &now) / 1000, largest);
 }
+/* [status] */
 
 /**
  * @brief SIGINT/SIGTERM: stop accepting, tell everyone, start draining.
@@ -662,6 +706,7 @@ report_status(struct room *room)
  * (the notice last) and has closed, or #SHUTDOWN_GRACE_MS have passed.
  * @param room the room.
  */
+/* [shutdown] */
 static void
 begin_shutdown(struct room *room)
 {
@@ -679,6 +724,7 @@ begin_shutdown(struct room *room)
     room->listen_fd = -1;
     broadcast(room, NULL, SHUTDOWN_NOTICE, strlen(SHUTDOWN_NOTICE));
 }
+/* [shutdown] */
 
 /**
  * @brief The signal pipe is readable: act on every signal number in it.
@@ -686,6 +732,7 @@ begin_shutdown(struct room *room)
  * Runs in the loop, not in a handler, so it may do anything.
  * @param room the room.
  */
+/* [on-signal] */
 static void
 on_signal(struct room *room)
 {
@@ -710,6 +757,7 @@ on_signal(struct room *room)
         }
     }
 }
+/* [on-signal] */
 
 /**
  * @brief The event loop: wait in epoll_wait(), handle what is ready, repeat.
@@ -729,18 +777,21 @@ loop(struct room *room)
 
     while (!room->closing || room->online > 0) {
         /* [loop-events] */
-        int timeout = -1; /* sleep until something happens */
+        /* Sleep until something happens -- unless a client has input left
+         * from the last pass: then only look for events, and go on. */
+        int timeout = room->nmore > 0 ? 0 : -1;
         if (room->closing) {
             struct timespec now;
             clock_gettime(CLOCK_MONOTONIC, &now);
             long left = ms_between(&now, &room->deadline);
             if (left <= 0) {
-                log_msg("shutdown: %zu clients still had output or had "
-                        "not closed after %d ms; closing them",
+                log_msg("shutdown: closing %zu client(s) that still had "
+                        "output or had not closed after %d ms",
                         room->online, SHUTDOWN_GRACE_MS);
                 return;
             }
-            timeout = (int)left;
+            if (timeout < 0)
+                timeout = (int)left;
         }
 
         int ready = epoll_wait(room->epfd, events, EPOLL_BATCH, timeout);
@@ -775,9 +826,10 @@ loop(struct room *room)
                       events_name(ev, names));
             if ((ev & EPOLLOUT) && outq_pending(&c->out))
                 client_flush(room, c);
-            if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+            if ((ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && !c->more)
                 on_readable(room, c);
         }
+        read_more(room);
         while (room->nleaving > 0 || room->ndirty > 0) {
             room_reap(room);
             room_flush(room);
@@ -795,6 +847,7 @@ loop(struct room *room)
  * accept() will fail with EMFILE and the connection is shed; say so now.
  * @param users the room's user limit.
  */
+/* [fd-limit] */
 static void
 raise_fd_limit(size_t users)
 {
@@ -820,11 +873,13 @@ raise_fd_limit(size_t users)
                 "connections past that are refused",
                 users, (unsigned long)rl.rlim_cur);
 }
+/* [fd-limit] */
 
 /**
  * @brief Closes every connection still open once the loop has ended.
  * @param room the room.
  */
+/* [room-close] */
 static void
 room_close(struct room *room)
 {
@@ -838,8 +893,10 @@ room_close(struct room *room)
     free(room->free_slots);
     free(room->leaving);
     free(room->dirty);
+    free(room->more);
     close(room->epfd);
 }
+/* [room-close] */
 
 /**
  * @brief Parses the command line, listens, runs the room until a signal
@@ -868,6 +925,7 @@ main(int argc, char **argv)
     if (net_set_nonblock(listen_fd) < 0)
         die_errno("cannot make the listening socket nonblocking");
 
+    /* [run] */
     raise_fd_limit((size_t)args.users);
     room_init(&room, listen_fd, (size_t)args.users);
     if (net_announce(listen_fd) < 0)
@@ -875,4 +933,5 @@ main(int argc, char **argv)
     loop(&room);
     room_close(&room);
     return 0;
+    /* [run] */
 }

@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+/* [child-state] */
 /** Bytes read from the client per recv(). */
 #define READ_SIZE 65536
 /** Most bytes queued for the client before it counts as a slow reader. */
@@ -62,6 +63,7 @@ struct child {
     bool closing; /**< 'Q' seen: drain and leave */
     struct timespec deadline; /**< when lingering gives up */
 };
+/* [child-state] */
 
 /**
  * @brief Leaves the child process; never flushes the parent's stdio.
@@ -83,6 +85,7 @@ child_exit(int status)
  * @param data bytes (whole lines).
  * @param n    their number.
  */
+/* [send] */
 static void
 child_send(struct child *ch, const char *data, size_t n)
 {
@@ -101,6 +104,7 @@ child_send(struct child *ch, const char *data, size_t n)
         child_exit(0);
     }
 }
+/* [send] */
 
 /**
  * @brief Copies every new record of every other ring to the client.
@@ -110,6 +114,7 @@ child_send(struct child *ch, const char *data, size_t n)
  * it as left).
  * @param ch the child.
  */
+/* [read-rings] */
 static void
 read_rings(struct child *ch)
 {
@@ -138,6 +143,7 @@ read_rings(struct child *ch)
         atomic_store_explicit(cursor, at, memory_order_release);
     }
 }
+/* [read-rings] */
 
 /**
  * @brief The framer found one message: publish it in this child's ring.
@@ -145,6 +151,7 @@ read_rings(struct child *ch)
  * @param line message bytes, no `\n`.
  * @param len  their number.
  */
+/* [on-line] */
 static void
 on_line(void *ctx, const char *line, size_t len)
 {
@@ -160,6 +167,7 @@ on_line(void *ctx, const char *line, size_t len)
     atomic_fetch_add_explicit(&ch->cs->shm->relayed, 1, memory_order_relaxed);
     ch->news = true;
 }
+/* [on-line] */
 
 /**
  * @brief Tells the parent that this child's ring has new records.
@@ -169,6 +177,7 @@ on_line(void *ctx, const char *line, size_t len)
  * parent has pokes to read already, which is just as good.
  * @param ch the child.
  */
+/* [tell-parent] */
 static void
 tell_parent(struct child *ch)
 {
@@ -179,6 +188,7 @@ tell_parent(struct child *ch)
         errno != EAGAIN && errno != EWOULDBLOCK)
         child_exit(0); /* the parent is gone */
 }
+/* [tell-parent] */
 
 /**
  * @brief Milliseconds from @p a to @p b.
@@ -203,6 +213,7 @@ ms_between(const struct timespec *a, const struct timespec *b)
  * @param ch the child.
  * @return the records that may be written now; 0 means wait.
  */
+/* [room-to-write] */
 static size_t
 room_to_write(struct child *ch)
 {
@@ -224,6 +235,7 @@ room_to_write(struct child *ch)
         return 0;
     return 2; /* pass the stuck reader over */
 }
+/* [room-to-write] */
 
 /**
  * @brief Frames as much read input as the ring has room for.
@@ -234,6 +246,7 @@ room_to_write(struct child *ch)
  * @param ch the child.
  * @return true when all input is framed, false while the ring is full.
  */
+/* [frame-input] */
 static bool
 frame_input(struct child *ch)
 {
@@ -256,6 +269,7 @@ frame_input(struct child *ch)
     ch->in_off = ch->in_len = 0;
     return true;
 }
+/* [frame-input] */
 
 /**
  * @brief Reads the client into the ring until EAGAIN, or until the ring
@@ -269,6 +283,7 @@ frame_input(struct child *ch)
  * @param ch the child.
  * @return true while the client is connected, false when it left.
  */
+/* [pump] */
 static bool
 pump_client(struct child *ch)
 {
@@ -293,11 +308,13 @@ pump_client(struct child *ch)
         }
     }
 }
+/* [pump] */
 
 /**
  * @brief The parent wrote: pokes to read the rings, or the order to quit.
  * @param ch the child.
  */
+/* [on-parent] */
 static void
 on_parent(struct child *ch)
 {
@@ -328,11 +345,13 @@ on_parent(struct child *ch)
         }
     }
 }
+/* [on-parent] */
 
 /**
  * @brief Writes the client's queue; after the shutdown notice, half-closes.
  * @param ch the child.
  */
+/* [write] */
 static void
 flush_client(struct child *ch)
 {
@@ -341,6 +360,7 @@ flush_client(struct child *ch)
     if (ch->closing && !outq_pending(&ch->out))
         shutdown(ch->cs->client_fd, SHUT_WR); /* all sent: end of stream */
 }
+/* [write] */
 
 /**
  * @brief Milliseconds left until @p deadline (at least 0).
@@ -358,6 +378,7 @@ ms_left(const struct timespec *deadline)
     return ms > 0 ? (int)ms : 0;
 }
 
+/* [run-child] */
 void
 run_child(const struct child_start *cs)
 {
@@ -400,7 +421,9 @@ run_child(const struct child_start *cs)
     ring_put(&cs->shm->rings[cs->slot], welcome, (size_t)n);
     ch.news = true;
     tell_parent(&ch);
+    /* [run-child] */
 
+    /* [child-loop] */
     for (;;) {
         int timeout = ch.closing ? ms_left(&ch.deadline) : -1;
         if (ch.closing && timeout == 0)
@@ -435,4 +458,5 @@ run_child(const struct child_start *cs)
         if (!connected)
             child_exit(0); /* the parent reaps us and announces it */
     }
+    /* [child-loop] */
 }

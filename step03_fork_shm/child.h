@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+/* [child-start] */
 /** Exit status of a child whose client read too slowly. */
 #define CHILD_EXIT_SLOW 3
 
@@ -23,6 +24,7 @@ struct child_start {
     pid_t parent; /**< the parent's pid, to notice its death */
     struct shm_room *shm; /**< the shared rings */
 };
+/* [child-start] */
 
 /**
  * @brief Serves one client until it leaves, then exits.

@@ -2,8 +2,9 @@
  * @file step03_fork_shm/server.c
  * @brief Chapter 3: one process per client, messages in shared memory.
  *
- * Book: 13.6, listing 13-4 (the chat server with shared memory), with
- * 13.1-13.5 (fork, zombies, semaphores, shared memory) as background.
+ * Book: 13.6.5, listing 13-4 (the chat server with shared memory), with
+ * 13.1-13.6.4 (fork, zombies, pipes and socketpair, semaphores, shared
+ * memory) as background.
  *
  * The idea: the parent only listens, accepts and keeps the books. Each
  * client gets a child process of its own (child.c); the child writes its
@@ -55,6 +56,7 @@
 #define USER_LIMIT 5
 /** Sent to a client that cannot join (SPEC: exact text). */
 #define ROOM_FULL "too many users\n"
+/* [constants] */
 /** Most milliseconds a graceful shutdown waits for the children. */
 #define SHUTDOWN_GRACE_MS 3000
 /** Events taken from one epoll_wait(). */
@@ -63,6 +65,7 @@
 #define TOKEN_LISTEN UINT64_MAX
 /** epoll token of the signal pipe. */
 #define TOKEN_SIGNAL (UINT64_MAX - 1)
+/* [constants] */
 
 /* [types] */
 /** One user, served by one child process. A slot with pid 0 is free. */
@@ -105,6 +108,7 @@ static int sig_pipefd[2];
  * @param token  what epoll hands back: a slot number or a TOKEN_ constant.
  * @return 0, or -1 with errno set.
  */
+/* [watch] */
 static int
 watch(struct room *room, int fd, uint32_t events, uint64_t token)
 {
@@ -112,6 +116,7 @@ watch(struct room *room, int fd, uint32_t events, uint64_t token)
 
     return epoll_ctl(room->epfd, EPOLL_CTL_ADD, fd, &ev);
 }
+/* [watch] */
 
 /**
  * @brief Allocates the room's tables and its shared memory.
@@ -139,6 +144,9 @@ room_init(struct room *room, int listen_fd, size_t limit)
     room->shm = shm_room_create(limit, room->shm_name);
     if (room->shm == NULL)
         die_errno("cannot create shared memory for %zu users", limit);
+    if (log_verbose)
+        log_msg("shared memory %s: mapped, and already unlinked",
+                room->shm_name);
 
     room->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (room->epfd < 0)
@@ -171,6 +179,7 @@ room_init(struct room *room, int listen_fd, size_t limit)
  * @param fmt  printf-style format of the line, ending in `\n`.
  * @param id   the user the notice is about.
  */
+/* [notice] */
 static void
 notice(struct room *room, size_t slot, const char *fmt, unsigned long id)
 {
@@ -180,6 +189,7 @@ notice(struct room *room, size_t slot, const char *fmt, unsigned long id)
     ring_put(&room->shm->rings[slot], line, (size_t)n);
     room->news = true;
 }
+/* [notice] */
 
 /**
  * @brief Turns away a connection the room cannot take.
@@ -226,9 +236,10 @@ shed_connection(struct room *room)
  * @brief In a new child: drops everything of the parent's but its share.
  *
  * fork() copies every descriptor. A child holding the listening socket or
- * another child's socketpair end would keep them open after the parent
- * closed them (a dead child's socketpair would never read as closed), and
- * signal handlers would write into the parent's signal pipe. Signals are
+ * the parent's ends of other children's socketpairs would keep them open
+ * after the parent closed them or died (those children would never see
+ * end of stream from a dead parent), and signal handlers would write into
+ * the parent's signal pipe. Signals are
  * blocked across fork() until this has run.
  * @param room the parent's room, as copied into the child.
  * @param mine the parent's end of this child's own socketpair.
@@ -257,7 +268,8 @@ child_setup(struct room *room, int mine)
     close(sig_pipefd[0]);
     close(sig_pipefd[1]);
     /* Book pitfall (15.3's pool has it too): a child keeps the parent's
-     * ends of the earlier children's socketpairs. */
+     * ends of the earlier children's socketpairs, so when the parent dies
+     * those children never see their socketpair close. */
     for (size_t i = 0; i < room->limit; i++)
         if (room->clients[i].fd >= 0)
             close(room->clients[i].fd);
@@ -781,6 +793,7 @@ main(int argc, char **argv)
     if (net_set_nonblock(listen_fd) < 0)
         die_errno("cannot make the listening socket nonblocking");
 
+    /* [run] */
     raise_fd_limit((size_t)args.users);
     room_init(&room, listen_fd, (size_t)args.users);
     if (net_announce(listen_fd) < 0)
@@ -789,4 +802,5 @@ main(int argc, char **argv)
     loop(&room);
     room_close(&room);
     return 0;
+    /* [run] */
 }

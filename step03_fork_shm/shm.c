@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+/* [shm-create] */
 struct shm_room *
 shm_room_create(size_t nrings, char name[64])
 {
@@ -52,7 +53,9 @@ shm_room_create(size_t nrings, char name[64])
     room->reading = (_Atomic unsigned char *)(room->progress + nrings * nrings);
     return room;
 }
+/* [shm-create] */
 
+/* [readers] */
 void
 shm_reader_start(struct shm_room *shm, size_t reader)
 {
@@ -67,7 +70,9 @@ shm_reader_stop(struct shm_room *shm, size_t reader)
 {
     atomic_store(&shm->reading[reader], 0);
 }
+/* [readers] */
 
+/* [ring-room] */
 size_t
 ring_room(struct shm_room *shm, size_t ring)
 {
@@ -86,19 +91,28 @@ ring_room(struct shm_room *shm, size_t ring)
     }
     return RING_SLOTS - (size_t)(head - oldest);
 }
+/* [ring-room] */
 
+/* [ring-put] */
 void
 ring_put(struct ring *r, const char *line, size_t len)
 {
     uint64_t seq = atomic_load_explicit(&r->head, memory_order_relaxed);
     struct record *rec = &r->rec[seq % RING_SLOTS];
 
+    /* The record we overwrite was published RING_SLOTS records ago; the
+     * fence keeps our writes from showing before that head did, so a
+     * reader's check in ring_get() cannot miss them (a no-op on x86, a
+     * write barrier on weaker machines). */
+    atomic_thread_fence(memory_order_release);
     rec->len = (uint32_t)len;
     memcpy(rec->line, line, len);
     /* Publish: a reader that sees the new head sees the record too. */
     atomic_store_explicit(&r->head, seq + 1, memory_order_release);
 }
+/* [ring-put] */
 
+/* [ring-get] */
 long
 ring_get(const struct ring *r, uint64_t seq, char *out)
 {
@@ -117,3 +131,4 @@ ring_get(const struct ring *r, uint64_t seq, char *out)
         return -1;
     return (long)len;
 }
+/* [ring-get] */

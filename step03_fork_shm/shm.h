@@ -7,12 +7,12 @@
  * second message overwrites the first before everyone has copied it. Here
  * each slot is a ring of #RING_SLOTS messages with a sequence number:
  *
- * - one writer per ring at any time (the slot's child; the parent writes
- *   the join notice before the child exists and the leave notice after it
- *   is reaped), so writing needs no lock: write the record, then publish
- *   it by advancing `head` with release ordering;
- * - each reader keeps its own cursor per ring, in its own memory, and
- *   copies records from its cursor up to `head`;
+ * - one writer per ring at any time (the slot's child, whose first
+ *   record is its user's join; the parent writes the leave notice after
+ *   the child is reaped), so writing needs no lock: write the record, then
+ *   publish it by advancing `head` with release ordering;
+ * - each reader keeps its own cursor per ring and copies records from its
+ *   cursor up to `head`;
  * - each reader publishes how far it has read each ring (its row of the
  *   `progress` table), and a writer whose ring is full waits for the
  *   readers instead of overwriting what they have not copied yet: its
@@ -34,6 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* [shm-types] */
 /** Messages a ring holds; a reader this far behind is a slow reader. */
 #define RING_SLOTS 256
 /** Longest record: "user<id>: " + a #LINE_MAX_PIECE message + "\n". */
@@ -51,8 +52,8 @@ struct record {
 struct ring {
     /** Sequence number of the next record; records [head - RING_SLOTS,
      * head) are readable. Only ever grows, across owners of the slot. */
-    _Atomic uint64_t head;
-    char pad[56]; /**< keeps each head on its own cache line */
+    _Alignas(64) _Atomic uint64_t head;
+    char pad[56]; /**< keeps each head on a cache line of its own */
     struct record rec[RING_SLOTS]; /**< record s lives at rec[s % RING_SLOTS] */
 };
 
@@ -65,6 +66,7 @@ struct shm_room {
     _Atomic unsigned char *reading; /**< [reader]: 1 while a child reads */
     struct ring rings[]; /**< one per client slot */
 };
+/* [shm-types] */
 
 /**
  * @brief Creates, maps and at once unlinks the shared region.
@@ -91,24 +93,26 @@ struct shm_room *shm_room_create(size_t nrings, char name[64]);
  * @param ring   the ring's slot.
  * @return the reader's cursor for that ring.
  */
+/* [progress] */
 static inline _Atomic uint64_t *
 shm_progress(struct shm_room *shm, size_t reader, size_t ring)
 {
     return &shm->progress[reader * shm->nrings + ring];
 }
+/* [progress] */
 
 /**
- * @brief Makes slot @p reader a reader from the current end of every ring.
+ * @brief Makes @p reader a reader from the current end of every ring.
  *
- * Called by the parent before it forks the slot's child: the child hears
- * every message published from then on, and writers wait for it.
+ * Called by the parent before it forks the reading process: that process
+ * hears every message published from then on, and writers wait for it.
  * @param shm    the region.
- * @param reader the new child's slot.
+ * @param reader the new process's slot.
  */
 void shm_reader_start(struct shm_room *shm, size_t reader);
 
 /**
- * @brief Slot @p reader reads no more (its child has been reaped).
+ * @brief @p reader reads no more (its process has been reaped).
  * @param shm    the region.
  * @param reader the slot.
  */
@@ -117,7 +121,7 @@ void shm_reader_stop(struct shm_room *shm, size_t reader);
 /**
  * @brief Records ring @p ring can take before it overwrites unread ones.
  *
- * The slowest reader decides, except a reader already a whole ring
+ * The slowest reader decides, except a reader already more than a ring
  * behind: it has been passed over and will leave.
  * @param shm  the region.
  * @param ring the writer's ring.

@@ -9,24 +9,33 @@
 # them is a slow reader. It gives up after 60 s, printing what it reached.
 use strict;
 use warnings;
-use IO::Socket::IP;
+use IO::Handle;
 use IO::Select;
+use Socket qw(AF_INET AF_INET6 SOCK_STREAM inet_pton pack_sockaddr_in
+              pack_sockaddr_in6);
 
 my ($host, $port, $n, $want) = @ARGV;
 die "usage: $0 HOST PORT N LINE\n" unless defined $want;
 $| = 1;
 
+# One address for every connection: no name lookup per connect.
+my ($family, $addr) = $host =~ /:/
+    ? (AF_INET6, pack_sockaddr_in6($port, inet_pton(AF_INET6, $host)))
+    : (AF_INET, pack_sockaddr_in($port, inet_pton(AF_INET, $host)));
+
 my $sel = IO::Select->new;
 my (%buf, %welcomed, %heard);
 for my $i (1 .. $n) {
-    my $s = IO::Socket::IP->new(PeerHost => $host, PeerPort => $port,
-                                Proto => 'tcp')
-        or die "connection $i: cannot connect to $host:$port: $@\n";
+    socket(my $s, $family, SOCK_STREAM, 0) or die "socket: $!\n";
+    connect($s, $addr)
+        or die "connection $i: cannot connect to $host:$port: $!\n";
     $s->blocking(0);
     $sel->add($s);
     $buf{$s} = '';
-    # Read while connecting, so welcomes and joins never pile up.
-    pump(0);
+    # Read now and then while connecting, so welcomes and joins do not
+    # pile up (select() over all sockets after every connect would make
+    # the crowd itself the bottleneck).
+    pump(0) if $i % 64 == 0;
 }
 
 my $deadline = time + 60;

@@ -5,10 +5,12 @@
 # -> ../protocol/protocol.bats), so `bats tests/step02` runs it against
 # build/step02/server. Point it at any server with SERVER=path.
 #
-# Which cases apply to which step: every case applies to every step. A
-# case that needs a later step would call `since_step N` on its first line,
-# and this list would name it:
-#   (none)
+# Which shared suites apply to which step is the list of links in each
+# tests/stepNN/ directory (`ls -l tests/step0*/`):
+#   protocol.bats    every step
+#   user_limit.bats  steps 1-3 (the book's USER_LIMIT 5 as the default)
+#   signals.bats     steps 2 on (chapter 1 has no signal handling)
+#   fd_limit.bats    steps 2 and 3 (chapter 4 derives its limit instead)
 
 # shellcheck disable=SC2154 # bats's run sets $stderr
 

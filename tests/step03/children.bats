@@ -148,13 +148,3 @@ user${CLIENT_ID[x3]}: x says 3
     run grep -E '^\[user2 pid [0-9]+\] epoll: [0-9]+ ready; parent: poke' "$SERVER_ERR"
     assert_success
 }
-
-@test "the room holds 5 users by default (the book's USER_LIMIT)" {
-    server_start
-    local i
-    for i in 1 2 3 4 5; do client_join "c$i"; done
-    client_start sixth socat
-    wait_until "the sixth client to be refused" client_gone sixth
-    run cat "$(out_of sixth)"
-    assert_output "too many users"
-}

@@ -1,0 +1,750 @@
+/**
+ * @file step04_procpool/server.c
+ * @brief Chapter 4: a pre-forked pool of workers serving one room.
+ *
+ * Book: chapter 15, 15.3 (the half-sync/half-async processpool, listing
+ * 15-1), with 8.x (server models) and chapter 13 as background.
+ *
+ * The idea: the parent creates the listening socket and forks a fixed
+ * pool of workers (worker.c), one per CPU by default. It watches the
+ * listening socket; when a connection waits, it tells one worker,
+ * round-robin, to accept it, and that worker serves the client from then
+ * on with its own epoll loop. The workers share one room through shared
+ * memory (shm.c): a ring of messages per worker, read by all the others.
+ *
+ * What this step does differently from the book's processpool.h:
+ * - the worker accepts until EAGAIN, not once per notification, and the
+ *   parent's listening socket is EPOLLONESHOT, re-armed when the worker
+ *   says it is done, instead of edge-triggered and one accept per edge;
+ * - the notification pipe is read until EAGAIN and its bytes are commands,
+ *   so notices that arrive together are all seen;
+ * - a worker closes the other workers' socketpair ends and dies with the
+ *   parent (PR_SET_PDEATHSIG);
+ * - a worker that dies is replaced (unless it could not even start), and
+ *   its clients are announced as left by its replacement;
+ * - no assert: every runtime failure is handled, and the handler writes
+ *   one unsigned char, the signal number, on any machine;
+ * - one room across the whole pool, with room-wide ids and user limit.
+ */
+#include "args.h"
+#include "log.h"
+#include "net.h"
+#include "shm.h"
+#include "worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/** Descriptors kept back from the limit for the server's own use. */
+#define FD_RESERVE 64
+/** Most milliseconds a graceful shutdown waits for the workers. */
+#define SHUTDOWN_GRACE_MS 3000
+/** How long the parent waits for a worker's 'D' before it re-arms. */
+#define ACCEPT_TIMEOUT_MS 1000
+/** Events taken from one epoll_wait(). */
+#define EPOLL_BATCH 64
+/** epoll token of the listening socket (worker tokens are indices). */
+#define TOKEN_LISTEN UINT64_MAX
+/** epoll token of the signal pipe. */
+#define TOKEN_SIGNAL (UINT64_MAX - 1)
+
+/* [types] */
+/** One worker process of the pool. */
+struct worker_slot {
+    pid_t pid; /**< its pid, 0 while it is being replaced */
+    int fd; /**< parent's end of the socketpair, -1 once closed */
+    bool fatal; /**< it exited with WORKER_EXIT_FATAL: do not replace */
+};
+
+/** The parent: the listening socket, the pool, the event loop. */
+struct pool {
+    int epfd; /**< the epoll instance */
+    int listen_fd; /**< the listening socket, -1 once closing */
+    int sig_fd; /**< read end of the signal pipe */
+    size_t limit; /**< most users at once, room-wide */
+    size_t nworkers; /**< the pool's size (`-w`) */
+    struct worker_slot *workers; /**< #nworkers slots */
+    size_t next; /**< round-robin: the next worker to accept */
+    int accepting; /**< the worker told to accept, or -1 */
+    struct timespec accept_deadline; /**< when to stop waiting for it */
+    struct shm_room *shm; /**< the shared rings and books */
+    char shm_name[64]; /**< its (already unlinked) name */
+    bool news; /**< a ring grew in this pass: poke the workers */
+    struct timespec started; /**< start time, for the uptime (SIGHUP) */
+    bool closing; /**< SIGINT/SIGTERM seen: waiting for the workers */
+    struct timespec deadline; /**< when a graceful shutdown gives up */
+};
+
+/** Both ends of the signal pipe: the handler writes [1], the loop reads
+ * [0]. A global because a signal handler can reach nothing else. */
+static int sig_pipefd[2];
+/* [types] */
+
+/**
+ * @brief Milliseconds from @p a to @p b.
+ * @param a the earlier time.
+ * @param b the later time.
+ * @return b - a in milliseconds (negative if @p b is earlier).
+ */
+static long
+ms_between(const struct timespec *a, const struct timespec *b)
+{
+    return (b->tv_sec - a->tv_sec) * 1000L +
+           (b->tv_nsec - a->tv_nsec) / 1000000L;
+}
+
+/**
+ * @brief A time @p ms milliseconds from now.
+ * @param t  receives the time (CLOCK_MONOTONIC).
+ * @param ms milliseconds to add.
+ */
+static void
+deadline_in(struct timespec *t, long ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, t);
+    t->tv_sec += ms / 1000;
+    t->tv_nsec += (ms % 1000) * 1000000L;
+    if (t->tv_nsec >= 1000000000L) {
+        t->tv_sec++;
+        t->tv_nsec -= 1000000000L;
+    }
+}
+
+/**
+ * @brief Adds a descriptor to the epoll set.
+ * @param pool   the pool.
+ * @param fd     the descriptor.
+ * @param events EPOLLIN, EPOLLONESHOT...
+ * @param token  what epoll hands back: a worker index or a TOKEN_ constant.
+ * @return 0, or -1 with errno set.
+ */
+static int
+watch(struct pool *pool, int fd, uint32_t events, uint64_t token)
+{
+    struct epoll_event ev = {.events = events, .data.u64 = token};
+
+    return epoll_ctl(pool->epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+/**
+ * @brief Re-arms the one-shot listening socket: the next connection will
+ *        be reported again.
+ * @param pool the pool.
+ */
+static void
+rearm_listen(struct pool *pool)
+{
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT,
+                             .data.u64 = TOKEN_LISTEN};
+
+    pool->accepting = -1;
+    if (pool->listen_fd >= 0 &&
+        epoll_ctl(pool->epfd, EPOLL_CTL_MOD, pool->listen_fd, &ev) < 0)
+        log_errno("cannot re-arm the listening socket");
+}
+
+/**
+ * @brief In a new worker: drops everything of the parent's but its share.
+ *
+ * fork() copies every descriptor. A worker holding another worker's
+ * socketpair end would keep it open after that worker died, and signal
+ * handlers would write into the parent's signal pipe. Signals are blocked
+ * across fork() until this has run.
+ * @param pool the parent's pool, as copied into the worker.
+ * @param mine the parent's end of this worker's own socketpair.
+ */
+/* [child-setup] */
+static void
+worker_setup(struct pool *pool, int mine)
+{
+    static const int parent_only[] = {SIGINT, SIGHUP, SIGCHLD};
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    struct sigaction ign = {.sa_handler = SIG_IGN};
+
+    /* Ctrl-C and a hang-up reach the whole process group; the parent
+     * handles them for everyone and tells the workers. SIGTERM sent to a
+     * worker alone ends that worker (and the parent replaces it). */
+    sigaction(SIGTERM, &dfl, NULL);
+    for (size_t i = 0; i < sizeof parent_only / sizeof parent_only[0]; i++)
+        sigaction(parent_only[i], parent_only[i] == SIGCHLD ? &dfl : &ign,
+                  NULL);
+
+    close(mine);
+    close(pool->epfd);
+    close(sig_pipefd[0]);
+    close(sig_pipefd[1]);
+    /* Book pitfall (15.3): each child keeps the parent's ends of the
+     * earlier children's socketpairs. */
+    for (size_t i = 0; i < pool->nworkers; i++)
+        if (pool->workers[i].fd >= 0)
+            close(pool->workers[i].fd);
+}
+/* [child-setup] */
+
+/**
+ * @brief Forks worker @p i, or replaces it after its death.
+ * @param pool the pool.
+ * @param i    the worker's index: its ring, its rows of the tables.
+ * @return 0, or -1 if no process could be made.
+ */
+/* [spawn] */
+static int
+spawn_worker(struct pool *pool, size_t i)
+{
+    int sv[2];
+    sigset_t all, old;
+
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        log_errno("cannot create a socketpair for worker %zu", i);
+        return -1;
+    }
+    struct worker_start ws = {.index = i,
+                              .listen_fd = pool->listen_fd,
+                              .parent_fd = sv[1],
+                              .limit = pool->limit,
+                              .parent = getpid(),
+                              .shm = pool->shm};
+    /* The worker reads every ring from its current end; writers wait for
+     * it from now on. */
+    shm_reader_start(pool->shm, i);
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
+    pid_t pid = fork();
+    if (pid == 0) {
+        worker_setup(pool, sv[0]);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        run_worker(&ws);
+    }
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    close(sv[1]);
+    if (pid < 0) {
+        log_errno("cannot fork worker %zu", i);
+        shm_reader_stop(pool->shm, i);
+        close(sv[0]);
+        return -1;
+    }
+    pool->workers[i].pid = pid;
+    pool->workers[i].fd = sv[0];
+    if (net_set_nonblock(sv[0]) < 0 || watch(pool, sv[0], EPOLLIN, i) < 0)
+        log_errno("cannot watch worker %zu's socketpair", i);
+    trace_add("; worker %zu is pid %ld", i, (long)pid);
+    return 0;
+}
+/* [spawn] */
+
+/**
+ * @brief Creates the pool: tables, shared memory, loop, workers.
+ * @param pool      the pool to fill.
+ * @param listen_fd the listening socket.
+ * @param limit     most users at once, room-wide.
+ * @param nworkers  the pool's size.
+ */
+/* [room-init] */
+static void
+pool_init(struct pool *pool, int listen_fd, size_t limit, size_t nworkers)
+{
+    memset(pool, 0, sizeof *pool);
+    pool->listen_fd = listen_fd;
+    pool->sig_fd = sig_pipefd[0];
+    pool->limit = limit;
+    pool->nworkers = nworkers;
+    pool->accepting = -1;
+    pool->workers = calloc(nworkers, sizeof *pool->workers);
+    if (pool->workers == NULL)
+        die_errno("cannot allocate a pool of %zu workers", nworkers);
+    clock_gettime(CLOCK_MONOTONIC, &pool->started);
+
+    pool->shm = shm_room_create(nworkers, limit, pool->shm_name);
+    if (pool->shm == NULL)
+        die_errno("cannot create shared memory for %zu workers", nworkers);
+    if (log_verbose)
+        log_msg("shared memory %s: mapped, and already unlinked",
+                pool->shm_name);
+
+    pool->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (pool->epfd < 0)
+        die_errno("cannot create an epoll instance");
+    /* Book pitfall (15.3): an edge-triggered listening socket and one
+     * accept() per edge leave connections that arrive together in the
+     * backlog. One-shot: reported once, re-armed when the worker that
+     * accepted says it has emptied the backlog. */
+    if (watch(pool, listen_fd, EPOLLIN | EPOLLONESHOT, TOKEN_LISTEN) < 0 ||
+        watch(pool, pool->sig_fd, EPOLLIN, TOKEN_SIGNAL) < 0)
+        die_errno("cannot watch the listening socket and the signal pipe");
+
+    for (size_t i = 0; i < nworkers; i++) {
+        pool->workers[i].fd = -1;
+        if (spawn_worker(pool, i) < 0)
+            die("cannot start the pool");
+    }
+}
+/* [room-init] */
+
+/**
+ * @brief A connection waits: tell the next living worker to accept it.
+ *
+ * Round-robin over the workers, as the book does; the listening socket
+ * stays disarmed until that worker answers 'D' (or does not answer in
+ * #ACCEPT_TIMEOUT_MS).
+ * @param pool the pool.
+ */
+/* [accept] */
+static void
+on_accept(struct pool *pool)
+{
+    for (size_t tries = 0; tries < pool->nworkers; tries++) {
+        size_t i = pool->next;
+        pool->next = (pool->next + 1) % pool->nworkers;
+        struct worker_slot *wk = &pool->workers[i];
+        if (wk->fd < 0)
+            continue; /* dead, not yet replaced */
+        if (send(wk->fd, "A", 1, MSG_DONTWAIT | MSG_NOSIGNAL) == 1) {
+            trace_add(": worker %zu accepts", i);
+            pool->accepting = (int)i;
+            deadline_in(&pool->accept_deadline, ACCEPT_TIMEOUT_MS);
+            return;
+        }
+    }
+    log_msg("no worker can accept now");
+    rearm_listen(pool);
+}
+/* [accept] */
+
+/**
+ * @brief A worker wrote: news in its ring, or "done accepting", or death.
+ * @param pool the pool.
+ * @param i    the worker.
+ */
+/* [read] */
+static void
+on_worker(struct pool *pool, size_t i)
+{
+    struct worker_slot *wk = &pool->workers[i];
+    char buf[256];
+
+    for (;;) {
+        ssize_t n = recv(wk->fd, buf, sizeof buf, 0);
+        if (n > 0) {
+            for (ssize_t k = 0; k < n; k++) {
+                if (buf[k] == 'N') {
+                    pool->news = true;
+                } else if (buf[k] == 'D' && pool->accepting == (int)i) {
+                    trace_add(" done accepting");
+                    rearm_listen(pool);
+                }
+            }
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        trace_add(" closed");
+        close(wk->fd); /* also leaves the epoll set */
+        wk->fd = -1;
+        if (pool->accepting == (int)i)
+            rearm_listen(pool);
+        return;
+    }
+}
+/* [read] */
+
+/**
+ * @brief Tells every worker to look at the rings (or to quit).
+ * @param pool the pool.
+ * @param cmd  'N' to look at the rings, 'Q' to shut down.
+ */
+/* [poke] */
+static void
+poke_workers(struct pool *pool, char cmd)
+{
+    for (size_t i = 0; i < pool->nworkers; i++) {
+        struct worker_slot *wk = &pool->workers[i];
+        if (wk->fd >= 0 &&
+            send(wk->fd, &cmd, 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
+            errno != EAGAIN && errno != EWOULDBLOCK && cmd == 'Q')
+            log_errno("cannot tell worker %zu to quit", i);
+    }
+}
+/* [poke] */
+
+/**
+ * @brief SIGCHLD: reaps every dead worker and replaces it.
+ *
+ * The replacement owns the dead worker's ring and rows, and its first act
+ * is to announce the dead worker's clients as left. A worker that exited
+ * with #WORKER_EXIT_FATAL could not even start: replacing it would only
+ * fail again, forever (nginx's rule too).
+ * @param pool the pool.
+ */
+/* [reap] */
+static void
+reap_workers(struct pool *pool)
+{
+    int status;
+    pid_t pid;
+
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        size_t i = 0;
+        while (i < pool->nworkers && pool->workers[i].pid != pid)
+            i++;
+        if (i == pool->nworkers)
+            continue;
+        struct worker_slot *wk = &pool->workers[i];
+        if (wk->fd >= 0) {
+            close(wk->fd);
+            wk->fd = -1;
+        }
+        if (pool->accepting == (int)i)
+            rearm_listen(pool);
+        wk->pid = 0;
+        shm_reader_stop(pool->shm, i);
+        trace_add("; worker %zu (pid %ld) %s %d", i, (long)pid,
+                  WIFSIGNALED(status) ? "killed by signal" : "exited",
+                  WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+        if (pool->closing)
+            continue;
+        if (WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_FATAL) {
+            log_msg("worker %zu cannot start; not replacing it", i);
+            wk->fatal = true;
+            continue;
+        }
+        log_msg("worker %zu (pid %ld) died; replacing it", i, (long)pid);
+        spawn_worker(pool, i);
+    }
+    if (pid < 0 && errno != ECHILD)
+        log_errno("waitpid");
+}
+/* [reap] */
+
+/**
+ * @brief The signal handler: puts the signal number into the pipe.
+ *
+ * It does nothing else, so it is async-signal-safe and cannot race with
+ * the loop. errno is saved and restored.
+ * @param sig the signal number.
+ */
+/* [sig-handler] */
+static void
+sig_handler(int sig)
+{
+    int saved = errno;
+    /* Book pitfall: `send(pipefd[1], (char *)&msg, 1, 0)` sends the first
+     * byte of an int, the signal number only on little-endian machines.
+     * One unsigned char holds every signal number, on any machine. */
+    unsigned char byte = (unsigned char)sig;
+
+    if (write(sig_pipefd[1], &byte, 1) < 0) {
+        /* EAGAIN: the pipe is full and the loop will wake anyway. */
+    }
+    errno = saved;
+}
+/* [sig-handler] */
+
+/**
+ * @brief Creates the signal pipe and routes SIGINT, SIGTERM, SIGHUP and
+ *        SIGCHLD into it; ignores SIGPIPE.
+ *
+ * Book pitfall (15.3): `assert(sigaction(sig, &sa, NULL) != -1)` -- with
+ * NDEBUG the call itself disappears and no handler is installed. Here the
+ * call is made, and its failure is an error.
+ */
+/* [signals] */
+static void
+install_signals(void)
+{
+    static const int routed[] = {SIGINT, SIGTERM, SIGHUP, SIGCHLD};
+    struct sigaction sa = {.sa_handler = sig_handler, .sa_flags = SA_RESTART};
+
+    if (pipe2(sig_pipefd, O_NONBLOCK | O_CLOEXEC) < 0)
+        die_errno("cannot create the signal pipe");
+    sigfillset(&sa.sa_mask); /* one handler at a time */
+    for (size_t i = 0; i < sizeof routed / sizeof routed[0]; i++)
+        if (sigaction(routed[i], &sa, NULL) < 0)
+            die_errno("cannot install a handler for %s", strsignal(routed[i]));
+
+    struct sigaction ign = {.sa_handler = SIG_IGN};
+    if (sigaction(SIGPIPE, &ign, NULL) < 0)
+        die_errno("cannot ignore SIGPIPE");
+}
+/* [signals] */
+
+/**
+ * @brief SIGHUP: one status line for the room and one per worker.
+ * @param pool the pool.
+ */
+/* [status] */
+static void
+report_status(struct pool *pool)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    log_msg("status: %zu users online, %lu messages relayed, up %ld s, "
+            "%zu workers",
+            shm_online(pool->shm),
+            atomic_load_explicit(&pool->shm->relayed, memory_order_relaxed),
+            ms_between(&pool->started, &now) / 1000, pool->nworkers);
+    for (size_t i = 0; i < pool->nworkers; i++)
+        log_msg("status: worker %zu pid %ld: %zu clients, %lu messages "
+                "relayed",
+                i, (long)pool->workers[i].pid,
+                atomic_load(&pool->shm->online[i]),
+                atomic_load(&pool->shm->sent[i]));
+}
+/* [status] */
+
+/**
+ * @brief SIGINT/SIGTERM: stop accepting and tell every worker to finish.
+ * @param pool the pool.
+ */
+/* [shutdown] */
+static void
+begin_shutdown(struct pool *pool)
+{
+    if (pool->closing)
+        return;
+    pool->closing = true;
+    deadline_in(&pool->deadline, SHUTDOWN_GRACE_MS);
+    close(pool->listen_fd); /* the workers' copies close as they exit */
+    pool->listen_fd = -1;
+    poke_workers(pool, 'Q');
+}
+/* [shutdown] */
+
+/**
+ * @brief The signal pipe is readable: act on every signal number in it.
+ * @param pool the pool.
+ */
+/* [on-signal] */
+static void
+on_signal(struct pool *pool)
+{
+    unsigned char sigs[64];
+    ssize_t n;
+
+    while ((n = read(pool->sig_fd, sigs, sizeof sigs)) != 0) {
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                log_errno("cannot read the signal pipe");
+            return;
+        }
+        for (ssize_t i = 0; i < n; i++) {
+            trace_add(" %s",
+                      sigabbrev_np(sigs[i]) ? sigabbrev_np(sigs[i]) : "?");
+            if (sigs[i] == SIGHUP)
+                report_status(pool);
+            else if (sigs[i] == SIGINT || sigs[i] == SIGTERM)
+                begin_shutdown(pool);
+            else if (sigs[i] == SIGCHLD)
+                reap_workers(pool);
+        }
+    }
+}
+/* [on-signal] */
+
+/**
+ * @brief Counts the workers still running.
+ * @param pool the pool.
+ * @return how many have a pid.
+ */
+static size_t
+workers_alive(const struct pool *pool)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < pool->nworkers; i++)
+        n += pool->workers[i].pid > 0;
+    return n;
+}
+
+/**
+ * @brief The parent's loop: hand out accepts, relay news, reap, replace.
+ * @param pool the pool.
+ */
+static void
+loop(struct pool *pool)
+{
+    struct epoll_event events[EPOLL_BATCH];
+
+    while (workers_alive(pool) > 0) {
+        /* [loop-events] */
+        int timeout = -1;
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (pool->closing) {
+            long left = ms_between(&now, &pool->deadline);
+            if (left <= 0) {
+                log_msg("shutdown: %zu workers still running after %d ms; "
+                        "killing them",
+                        workers_alive(pool), SHUTDOWN_GRACE_MS);
+                return;
+            }
+            timeout = (int)left;
+        } else if (pool->accepting >= 0) {
+            long left = ms_between(&now, &pool->accept_deadline);
+            if (left <= 0) {
+                log_msg("worker %d did not finish accepting in %d ms",
+                        pool->accepting, ACCEPT_TIMEOUT_MS);
+                rearm_listen(pool);
+            } else {
+                timeout = (int)left;
+            }
+        }
+
+        int ready = epoll_wait(pool->epfd, events, EPOLL_BATCH, timeout);
+        if (ready < 0) {
+            if (errno == EINTR)
+                continue; /* a signal: its number waits in the pipe */
+            die_errno("epoll_wait");
+        }
+        /* [loop-events] */
+        /* [loop-dispatch] */
+        trace_begin("epoll: %d ready", ready);
+        for (int i = 0; i < ready; i++) {
+            uint64_t token = events[i].data.u64;
+
+            if (token == TOKEN_LISTEN) {
+                trace_add("; listen fd %d IN", pool->listen_fd);
+                if (pool->listen_fd >= 0)
+                    on_accept(pool);
+                continue;
+            }
+            if (token == TOKEN_SIGNAL) {
+                trace_add("; signal pipe fd %d:", pool->sig_fd);
+                on_signal(pool);
+                continue;
+            }
+            if (pool->workers[token].fd < 0)
+                continue; /* closed earlier in this pass */
+            trace_add("; worker %lu", (unsigned long)token);
+            on_worker(pool, token);
+        }
+        if (pool->news && !pool->closing)
+            poke_workers(pool, 'N');
+        pool->news = false;
+        trace_end();
+        /* [loop-dispatch] */
+    }
+}
+
+/**
+ * @brief Raises the descriptor limit to the hard limit; the default user
+ *        limit is what that allows.
+ *
+ * Each worker has a descriptor table of its own, but round-robin can put
+ * every client on one worker, so the room holds what one process may
+ * open, less #FD_RESERVE for the server's own use.
+ * @param users the `-n` limit, or 0 for "what the machine allows".
+ * @return the room's user limit.
+ */
+/* [fd-limit] */
+static size_t
+raise_fd_limit(size_t users)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        die_errno("cannot read the descriptor limit");
+    rlim_t old = rl.rlim_cur;
+    if (rl.rlim_cur != rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            die_errno("cannot raise the descriptor limit");
+        if (log_verbose)
+            log_msg("raised the descriptor limit from %lu to %lu",
+                    (unsigned long)old, (unsigned long)rl.rlim_cur);
+    }
+    size_t fit = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > ARGS_USERS_MAX
+                     ? (size_t)ARGS_USERS_MAX
+                     : (size_t)rl.rlim_cur;
+    fit = fit > FD_RESERVE ? fit - FD_RESERVE : 1;
+    if (users == 0)
+        return fit;
+    if (users > fit)
+        log_msg("-n %zu: only %zu descriptors per worker; connections past "
+                "that are refused",
+                users, fit);
+    return users;
+}
+/* [fd-limit] */
+
+/**
+ * @brief Ends every worker still running once the loop is over, and
+ *        waits for it: no worker outlives the server, no zombie stays.
+ * @param pool the pool.
+ */
+/* [room-close] */
+static void
+pool_close(struct pool *pool)
+{
+    for (size_t i = 0; i < pool->nworkers; i++) {
+        struct worker_slot *wk = &pool->workers[i];
+        if (wk->pid > 0) {
+            kill(wk->pid, SIGKILL);
+            while (waitpid(wk->pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+        }
+        if (wk->fd >= 0)
+            close(wk->fd);
+    }
+    free(pool->workers);
+    close(pool->epfd);
+}
+/* [room-close] */
+
+/**
+ * @brief Parses the command line, listens, runs the pool until a signal
+ *        ends it.
+ * @param argc argument count.
+ * @param argv arguments: [options] HOST PORT.
+ * @return 0 after a graceful shutdown; exits 1 on a start-up failure.
+ */
+int
+main(int argc, char **argv)
+{
+    struct server_args args;
+    struct pool pool;
+    char where[NET_ADDRSTRLEN];
+
+    /* -n 0 (the default here) means: what the machine allows. */
+    args_parse(argc, argv, &args, ARGS_WORKERS, 0);
+    install_signals();
+
+    /* [listen] */
+    int listen_fd = net_listen((struct sockaddr *)&args.addr, args.addrlen);
+    if (listen_fd < 0)
+        die_errno("cannot listen on %s",
+                  net_format_addr((struct sockaddr *)&args.addr, where,
+                                  sizeof where));
+    /* [listen] */
+    if (net_set_nonblock(listen_fd) < 0)
+        die_errno("cannot make the listening socket nonblocking");
+
+    size_t users = raise_fd_limit((size_t)args.users);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t nworkers = args.workers > 0 ? (size_t)args.workers
+                      : cpus > 0       ? (size_t)cpus
+                                       : 1;
+    pool_init(&pool, listen_fd, users, nworkers);
+    if (net_announce(listen_fd) < 0)
+        die_errno("cannot write the listening line");
+    log_set_tag("parent"); /* from now on, several processes share stderr */
+    loop(&pool);
+    pool_close(&pool);
+    return 0;
+}

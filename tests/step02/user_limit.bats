@@ -1,0 +1,1 @@
+../protocol/user_limit.bats

@@ -1,0 +1,1 @@
+../protocol/fd_limit.bats

@@ -1,0 +1,229 @@
+#!/usr/bin/env bats
+# Chapter 4: the process pool (book 15.3) -- one room across the workers,
+# workers that die and are replaced, and scale.
+
+setup() {
+    load ../helpers/common
+}
+
+# status_of: send SIGHUP and wait for the per-worker status lines; prints
+# "INDEX PID CLIENTS" per worker from the newest report.
+status_of() {
+    local before
+    before=$(grep -c 'status: worker ' "$SERVER_ERR" || true)
+    kill -HUP "$SERVER_PID"
+    wait_until "a new status report" eval \
+        "[ \$(grep -c 'status: worker ' '$SERVER_ERR') -ge $((before + WORKERS)) ]"
+    grep 'status: worker ' "$SERVER_ERR" | tail -n "$WORKERS" |
+        sed -E 's/.*status: worker ([0-9]+) pid ([0-9]+): ([0-9]+) clients.*/\1 \2 \3/'
+}
+
+# worker_pid INDEX: the pid of worker INDEX, from a fresh status report.
+worker_pid() {
+    status_of | awk -v i="$1" '$1 == i { print $2 }'
+}
+
+WORKERS=3
+
+@test "clients spread over the workers all hear each other, exactly once and in order" {
+    server_start -w "$WORKERS" -n 100
+    local who
+    for who in a b c d e f; do client_join "$who"; done
+    # Round-robin: every worker has clients.
+    run status_of
+    assert_success
+    [ "$(echo "$output" | awk '$3 >= 1' | wc -l)" -eq "$WORKERS" ] ||
+        fail "not every worker has a client: $output"
+    local n=200
+    for who in a b c d e f; do
+        seq -f "$who %g" 1 "$n" >"$BATS_TEST_TMPDIR/$who.lines"
+    done
+    local pids=()
+    for who in a b c d e f; do
+        send_file "$who" "$BATS_TEST_TMPDIR/$who.lines" 3>&- &
+        pids+=("$!")
+    done
+    wait "${pids[@]}"
+    local from to
+    for to in a b c d e f; do
+        for from in a b c d e f; do
+            [ "$from" = "$to" ] && continue
+            expect "$to" "$(user_of "$from"): $from $n"
+            run diff <(sed -n "s/^$(user_of "$from"): //p" "$(out_of "$to")") \
+                "$BATS_TEST_TMPDIR/$from.lines"
+            assert_success
+        done
+        run grep -c "^$(user_of "$to"): " "$(out_of "$to")"
+        assert_output 0
+    done
+}
+
+@test "ids, the online count and the user limit are room-wide" {
+    server_start -w "$WORKERS" -n 4
+    client_join a
+    client_join b
+    client_join c
+    client_join d
+    expect d "* welcome, you are user4 (4 online)"
+    client_start e socat
+    wait_until "the fifth client to be refused" client_gone e
+    run cat "$(out_of e)"
+    assert_output "too many users"
+    client_close b
+    expect a "* user2 left"
+    client_join f
+    expect f "* welcome, you are user5 (4 online)"
+}
+
+@test "a worker killed with SIGKILL is replaced; its clients are announced as left; the rest talk on and new clients are served" {
+    server_start -v -w "$WORKERS" -n 100
+    local who
+    for who in a b c d e f; do client_join "$who"; done
+    local victim
+    victim=$(worker_pid 1)
+    [ -n "$victim" ] || fail "no worker 1"
+    # Who is on worker 1, from its trace: "user3 on fd 7".
+    local on_victim
+    on_victim=" $(grep "^\[worker 1 pid $victim\]" "$SERVER_ERR" |
+        grep -oE 'user[0-9]+ on fd' | cut -d' ' -f1 | tr '\n' ' ')"
+    local dead=() alive=()
+    for who in a b c d e f; do
+        if [[ $on_victim == *" $(user_of "$who") "* ]]; then
+            dead+=("$who")
+        else
+            alive+=("$who")
+        fi
+    done
+    [ "${#dead[@]}" -ge 1 ] || fail "no client on worker 1: $on_victim"
+    [[ " ${alive[*]} " == *" a "* ]] || fail "a is on worker 1"
+    # Traffic from a while the worker dies.
+    local n=300
+    seq -f "a %g" 1 "$n" >"$BATS_TEST_TMPDIR/a.lines"
+    send_file a "$BATS_TEST_TMPDIR/a.lines" 3>&- &
+    local writer=$!
+    kill -KILL "$victim"
+    wait "$writer"
+    wait_until "a replacement for worker 1" eval \
+        "grep -q 'worker 1 (pid $victim) died; replacing it' '$SERVER_ERR'"
+    local d l
+    for d in "${dead[@]}"; do
+        wait_until "$d's client to see the close" client_gone "$d"
+        for l in "${alive[@]}"; do
+            expect "$l" "* $(user_of "$d") left"
+        done
+    done
+    # The survivors heard a's lines exactly once, in order.
+    for l in "${alive[@]}"; do
+        [ "$l" = a ] && continue
+        expect "$l" "user1: a $n"
+        run diff <(sed -n 's/^user1: //p' "$(out_of "$l")") "$BATS_TEST_TMPDIR/a.lines"
+        assert_success
+    done
+    # New clients are served, on every worker including the new one.
+    for who in g h i; do client_join "$who"; done
+    say g "after the death"
+    expect h "$(user_of g): after the death"
+    expect i "$(user_of g): after the death"
+    expect a "$(user_of g): after the death"
+}
+
+@test "killing workers again and again never wedges the room" {
+    server_start -w "$WORKERS" -n 100
+    client_join a
+    client_join b
+    local round victim
+    for round in 1 2 3 4 5 6; do
+        victim=$(worker_pid $((round % WORKERS)))
+        kill -KILL "$victim"
+        wait_until "worker $((round % WORKERS)) to be replaced" eval \
+            "grep -q 'worker $((round % WORKERS)) (pid $victim) died; replacing it' '$SERVER_ERR'"
+        client_join "x$round"
+        client_join "y$round"
+        say "x$round" "round $round"
+        expect "y$round" "$(user_of "x$round"): round $round"
+    done
+    run server_alive
+    assert_success
+}
+
+@test "-w chooses the pool's size; by default one worker per CPU" {
+    server_start -w 2
+    run status_of
+    WORKERS=2
+    run status_of
+    [ "${#lines[@]}" -eq 2 ]
+    run children_of "$SERVER_PID"
+    [ "${#lines[@]}" -eq 2 ]
+    stop_all
+    server_start
+    run children_of "$SERVER_PID"
+    [ "${#lines[@]}" -eq "$(nproc)" ]
+}
+
+@test "a bad -w is a usage error" {
+    run "$SERVER" -w 0 127.0.0.1 0
+    assert_failure 2
+    run "$SERVER" -w many 127.0.0.1 0
+    assert_failure 2
+}
+
+@test "the default user limit is what the descriptor limit allows" {
+    SERVER_NOFILE=300 SERVER_NOFILE_HARD=300 server_start -w 1
+    local i
+    for i in $(seq 1 5); do client_join "c$i"; done
+    expect c5 "* welcome, you are user5 (5 online)"
+    run "$SERVER" -h
+    assert_output --partial "default: what the descriptor limit allows"
+}
+
+@test "nothing stays in /dev/shm and no worker stays after SIGTERM or a SIGKILLed parent" {
+    server_start -w "$WORKERS"
+    client_join a
+    local kids pid=$SERVER_PID
+    kids=$(children_of "$SERVER_PID")
+    [ "$(echo "$kids" | wc -w)" -eq "$WORKERS" ]
+    grep -q "/dev/shm/chat-$pid-.* (deleted)" "/proc/$pid/maps"
+    run find /dev/shm -maxdepth 1 -name "chat-$pid-*"
+    assert_output ""
+    kill -TERM "$pid"
+    run server_exit_status
+    assert_output 0
+    local kid
+    for kid in $kids; do wait_for_exit "$kid"; done
+
+    server_start -w "$WORKERS"
+    client_join b
+    pid=$SERVER_PID
+    kids=$(children_of "$pid")
+    kill -KILL "$pid"
+    for kid in $kids; do wait_for_exit "$kid"; done
+    run find /dev/shm -maxdepth 1 -name "chat-$pid-*"
+    assert_output ""
+}
+
+@test "2000 concurrent clients hear one broadcast" {
+    local hard
+    hard=$(ulimit -Hn)
+    [ "$hard" = unlimited ] || ((hard >= 2200)) || skip "hard limit $hard is too low"
+    server_start -w "$WORKERS" -n 2100
+    perl "$HELPERS/crowd.pl" 127.0.0.1 "$SERVER_PORT" 2000 "user2001: to all" \
+        >"$BATS_TEST_TMPDIR/crowd.out" 2>&1 3>&- &
+    bg_track "$!"
+    WAIT_SECONDS=60 wait_for_line "$BATS_TEST_TMPDIR/crowd.out" "joined 2000"
+    client_join speaker
+    expect speaker "* welcome, you are user2001 (2001 online)"
+    say speaker "to all"
+    WAIT_SECONDS=60 wait_for_line "$BATS_TEST_TMPDIR/crowd.out" "heard 2000"
+}
+
+@test "-v traces every process, each line naming it" {
+    server_start -v -w 2
+    client_join a
+    client_join b
+    say a "traced"
+    expect b "user1: traced"
+    run grep -E '^\[parent\] epoll: [0-9]+ ready; listen fd [0-9]+ IN: worker [0-9] accepts$' "$SERVER_ERR"
+    assert_success
+    run grep -E '^\[worker [0-9] pid [0-9]+\] epoll: [0-9]+ ready; parent: accept: user1 on fd [0-9]+' "$SERVER_ERR"
+    assert_success
+}
