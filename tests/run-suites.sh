@@ -22,7 +22,7 @@ run_suite() {
     local log
     log=$LOG_DIR/$(echo "$build-$name" | tr '/' '-').tap
     echo "== $name against $build/"
-    BUILD_DIR=$PWD/$build bats --jobs "$JOBS" --tap "$dir" >"$log" 2>&1
+    BUILD_DIR=$PWD/$build bats --jobs "$JOBS" --timing --tap "$dir" >"$log" 2>&1
     local rc=$?
     local ok notok skip
     ok=$(grep -c '^ok ' "$log")
