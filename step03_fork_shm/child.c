@@ -233,7 +233,9 @@ room_to_write(struct child *ch)
     }
     if (ms_between(&ch->blocked_since, &now) < LAG_GRACE_MS)
         return 0;
-    return 2; /* pass the stuck reader over */
+    /* Pass the stuck reader over: write a whole ring past it at once, so
+     * that it is lapped (and no longer counted) right away. */
+    return RING_SLOTS;
 }
 /* [room-to-write] */
 

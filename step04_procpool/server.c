@@ -47,6 +47,7 @@
 #include <time.h>
 #include <unistd.h>
 
+/* [constants] */
 /** Descriptors kept back from the limit for the server's own use. */
 #define FD_RESERVE 64
 /** Most milliseconds a graceful shutdown waits for the workers. */
@@ -59,6 +60,7 @@
 #define TOKEN_LISTEN UINT64_MAX
 /** epoll token of the signal pipe. */
 #define TOKEN_SIGNAL (UINT64_MAX - 1)
+/* [constants] */
 
 /* [types] */
 /** One worker process of the pool. */
@@ -130,6 +132,7 @@ deadline_in(struct timespec *t, long ms)
  * @param token  what epoll hands back: a worker index or a TOKEN_ constant.
  * @return 0, or -1 with errno set.
  */
+/* [watch] */
 static int
 watch(struct pool *pool, int fd, uint32_t events, uint64_t token)
 {
@@ -137,12 +140,14 @@ watch(struct pool *pool, int fd, uint32_t events, uint64_t token)
 
     return epoll_ctl(pool->epfd, EPOLL_CTL_ADD, fd, &ev);
 }
+/* [watch] */
 
 /**
  * @brief Re-arms the one-shot listening socket: the next connection will
  *        be reported again.
  * @param pool the pool.
  */
+/* [rearm] */
 static void
 rearm_listen(struct pool *pool)
 {
@@ -154,6 +159,7 @@ rearm_listen(struct pool *pool)
         epoll_ctl(pool->epfd, EPOLL_CTL_MOD, pool->listen_fd, &ev) < 0)
         log_errno("cannot re-arm the listening socket");
 }
+/* [rearm] */
 
 /**
  * @brief In a new worker: drops everything of the parent's but its share.
@@ -284,11 +290,11 @@ pool_init(struct pool *pool, int listen_fd, size_t limit, size_t nworkers)
         watch(pool, pool->sig_fd, EPOLLIN, TOKEN_SIGNAL) < 0)
         die_errno("cannot watch the listening socket and the signal pipe");
 
-    for (size_t i = 0; i < nworkers; i++) {
-        pool->workers[i].fd = -1;
+    for (size_t i = 0; i < nworkers; i++)
+        pool->workers[i].fd = -1; /* before any fork: see worker_setup() */
+    for (size_t i = 0; i < nworkers; i++)
         if (spawn_worker(pool, i) < 0)
             die("cannot start the pool");
-    }
 }
 /* [room-init] */
 
@@ -735,6 +741,7 @@ main(int argc, char **argv)
     if (net_set_nonblock(listen_fd) < 0)
         die_errno("cannot make the listening socket nonblocking");
 
+    /* [run] */
     size_t users = raise_fd_limit((size_t)args.users);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     size_t nworkers = args.workers > 0 ? (size_t)args.workers
@@ -745,6 +752,12 @@ main(int argc, char **argv)
         die_errno("cannot write the listening line");
     log_set_tag("parent"); /* from now on, several processes share stderr */
     loop(&pool);
+    bool graceful = pool.closing;
     pool_close(&pool);
+    if (!graceful) {
+        log_msg("no worker could start; giving up");
+        return EXIT_RUNTIME;
+    }
     return 0;
+    /* [run] */
 }

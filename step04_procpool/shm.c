@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+/* [shm-create] */
 struct shm_room *
 shm_room_create(size_t nrings, size_t users_cap, char name[64])
 {
@@ -24,7 +25,8 @@ shm_room_create(size_t nrings, size_t users_cap, char name[64])
 
     /* Book pitfall: shm_open("/my_shm", ..., 0666) -- one fixed name for
      * every server on the machine, readable by every user, and never
-     * removed after a crash. Guarded by tests/step04/pool.bats. */
+     * removed after a crash. Guarded by tests/step03/shm.bats and
+     * tests/step04/pool.bats. */
     clock_gettime(CLOCK_REALTIME, &ts);
     for (int attempt = 0; fd < 0 && attempt < 16; attempt++) {
         snprintf(name, 64, "/chat-%ld-%lx", (long)getpid(),
@@ -58,7 +60,9 @@ shm_room_create(size_t nrings, size_t users_cap, char name[64])
     room->reading = (_Atomic unsigned char *)(room->sent + nrings);
     return room;
 }
+/* [shm-create] */
 
+/* [online] */
 size_t
 shm_online(struct shm_room *shm)
 {
@@ -68,7 +72,9 @@ shm_online(struct shm_room *shm)
         n += atomic_load(&shm->online[w]);
     return n;
 }
+/* [online] */
 
+/* [readers] */
 void
 shm_reader_start(struct shm_room *shm, size_t reader)
 {
@@ -83,7 +89,9 @@ shm_reader_stop(struct shm_room *shm, size_t reader)
 {
     atomic_store(&shm->reading[reader], 0);
 }
+/* [readers] */
 
+/* [ring-room] */
 size_t
 ring_room(struct shm_room *shm, size_t ring)
 {
@@ -102,7 +110,9 @@ ring_room(struct shm_room *shm, size_t ring)
     }
     return RING_SLOTS - (size_t)(head - oldest);
 }
+/* [ring-room] */
 
+/* [ring-put] */
 void
 ring_put(struct ring *r, const char *line, size_t len)
 {
@@ -119,7 +129,9 @@ ring_put(struct ring *r, const char *line, size_t len)
     /* Publish: a reader that sees the new head sees the record too. */
     atomic_store_explicit(&r->head, seq + 1, memory_order_release);
 }
+/* [ring-put] */
 
+/* [ring-get] */
 long
 ring_get(const struct ring *r, uint64_t seq, char *out)
 {
@@ -138,3 +150,4 @@ ring_get(const struct ring *r, uint64_t seq, char *out)
         return -1;
     return (long)len;
 }
+/* [ring-get] */

@@ -34,6 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* [shm-types] */
 /** Messages a ring holds. */
 #define RING_SLOTS 4096
 /** Longest record: "user<id>: " + a #LINE_MAX_PIECE message + "\n". */
@@ -71,6 +72,7 @@ struct shm_room {
     _Atomic unsigned long *sent; /**< [worker]: messages its clients sent */
     struct ring rings[]; /**< one per worker */
 };
+/* [shm-types] */
 
 /**
  * @brief Creates, maps and at once unlinks the shared region.
@@ -99,11 +101,13 @@ struct shm_room *shm_room_create(size_t nrings, size_t users_cap,
  * @param ring   the ring's worker.
  * @return the reader's cursor for that ring.
  */
+/* [progress] */
 static inline _Atomic uint64_t *
 shm_progress(struct shm_room *shm, size_t reader, size_t ring)
 {
     return &shm->progress[reader * shm->nrings + ring];
 }
+/* [progress] */
 
 /**
  * @brief The row of worker @p w in the users table.
@@ -111,11 +115,13 @@ shm_progress(struct shm_room *shm, size_t reader, size_t ring)
  * @param w   the worker.
  * @return its #shm_room::users_cap entries: a user's id, or 0 for none.
  */
+/* [users] */
 static inline _Atomic unsigned long *
 shm_users(struct shm_room *shm, size_t w)
 {
     return &shm->users[w * shm->users_cap];
 }
+/* [users] */
 
 /**
  * @brief Users in the room: the sum of every worker's count.

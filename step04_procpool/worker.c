@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+/* [constants] */
 /** Bytes read from one client per recv() at most. */
 #define READ_SIZE 65536
 /** Most bytes queued for one client before it counts as a slow reader. */
@@ -49,12 +50,14 @@
 #define READ_BUDGET 16
 /** While its ring is full, how often a worker looks again for room. */
 #define RETRY_MS 5
-/** Records kept free in the ring for join and leave notices, which are
- * written without waiting for room. */
+/** Records kept free in the ring for join and leave notices, so that a
+ * burst of them rarely has to wait for room (see wait_for_room()). */
 #define RING_RESERVED 1024
 /** epoll token of the socketpair to the parent. */
 #define TOKEN_PARENT UINT64_MAX
+/* [constants] */
 
+/* [worker-state] */
 /** One connected user. A slot with fd -1 is free. */
 struct client {
     int fd; /**< its socket, or -1 when the slot is free */
@@ -89,6 +92,7 @@ struct worker {
     bool closing; /**< 'Q' seen: drain and leave */
     struct timespec deadline; /**< when lingering gives up */
 };
+/* [worker-state] */
 
 /**
  * @brief Leaves the worker process; never flushes the parent's stdio.
@@ -118,6 +122,7 @@ ms_between(const struct timespec *a, const struct timespec *b)
  * @param w the worker.
  * @param c the client to drop.
  */
+/* [drop] */
 static void
 client_drop(struct worker *w, struct client *c)
 {
@@ -126,6 +131,7 @@ client_drop(struct worker *w, struct client *c)
     c->leaving = true;
     w->leaving[w->nleaving++] = (size_t)(c - w->clients);
 }
+/* [drop] */
 
 /**
  * @brief Queues bytes for one client, dropping it if it reads too slowly.
@@ -138,6 +144,7 @@ client_drop(struct worker *w, struct client *c)
  * @param data bytes to queue (whole lines only).
  * @param n    number of bytes.
  */
+/* [send] */
 static void
 client_send(struct worker *w, struct client *c, const char *data, size_t n)
 {
@@ -161,6 +168,7 @@ client_send(struct worker *w, struct client *c, const char *data, size_t n)
         w->dirty[w->ndirty++] = (size_t)(c - w->clients);
     }
 }
+/* [send] */
 
 /**
  * @brief Queues one line for every client of this worker but @p from.
@@ -169,6 +177,7 @@ client_send(struct worker *w, struct client *c, const char *data, size_t n)
  * @param data the line, ending in `\n`.
  * @param n    its length.
  */
+/* [broadcast] */
 static void
 broadcast(struct worker *w, const struct client *from, const char *data,
           size_t n)
@@ -179,6 +188,7 @@ broadcast(struct worker *w, const struct client *from, const char *data,
             client_send(w, c, data, n);
     }
 }
+/* [broadcast] */
 
 /**
  * @brief Records the own ring can take now, keeping #RING_RESERVED free.
@@ -188,6 +198,7 @@ broadcast(struct worker *w, const struct client *from, const char *data,
  * @param w the worker.
  * @return records that may be written now; 0 means wait.
  */
+/* [room-to-write] */
 static size_t
 room_to_write(struct worker *w)
 {
@@ -207,13 +218,17 @@ room_to_write(struct worker *w)
     }
     if (ms_between(&w->blocked_since, &now) < LAG_GRACE_MS)
         return 0;
-    return 3; /* pass the stuck reader over */
+    /* Pass the stuck reader over: write a whole ring past it at once, so
+     * that it is lapped (and no longer counted) right away. */
+    return RING_SLOTS;
 }
+/* [room-to-write] */
 
 /**
  * @brief Tells the parent that this worker's ring has new records.
  * @param w the worker.
  */
+/* [tell-parent] */
 static void
 tell_parent(struct worker *w)
 {
@@ -224,6 +239,7 @@ tell_parent(struct worker *w)
         errno != EAGAIN && errno != EWOULDBLOCK)
         worker_exit(0); /* the parent is gone */
 }
+/* [tell-parent] */
 
 /**
  * @brief Waits, briefly, until the own ring can take @p need records.
@@ -235,6 +251,7 @@ tell_parent(struct worker *w)
  * @param w    the worker.
  * @param need records about to be written.
  */
+/* [wait-for-room] */
 static void
 wait_for_room(struct worker *w, size_t need)
 {
@@ -250,6 +267,7 @@ wait_for_room(struct worker *w, size_t need)
         nanosleep(&pause, NULL);
     }
 }
+/* [wait-for-room] */
 
 /**
  * @brief Tells the whole room: this worker's clients, then the ring for
@@ -259,6 +277,7 @@ wait_for_room(struct worker *w, size_t need)
  * @param line the line, ending in `\n`.
  * @param len  its length.
  */
+/* [publish] */
 static void
 publish(struct worker *w, const struct client *from, const char *line,
         size_t len)
@@ -268,11 +287,13 @@ publish(struct worker *w, const struct client *from, const char *line,
     ring_put(&w->ws->shm->rings[w->ws->index], line, len);
     w->news = true;
 }
+/* [publish] */
 
 /**
  * @brief Closes every dropped client and tells the room it left.
  * @param w the worker.
  */
+/* [reap] */
 static void
 reap(struct worker *w)
 {
@@ -287,18 +308,21 @@ reap(struct worker *w)
         c->fd = -1;
         outq_free(&c->out);
         w->online--;
-        atomic_store(&shm_users(shm, w->ws->index)[slot], 0);
-        atomic_fetch_sub(&shm->online[w->ws->index], 1);
-        w->free_slots[w->nfree++] = slot;
         trace_add("; user%lu left", c->id);
         if (!w->closing) {
             int n = snprintf(msg, sizeof msg, "* user%lu left\n", c->id);
             publish(w, c, msg, (size_t)n);
         }
+        /* Only now off the books: killed before this line, the worker's
+         * replacement still announces the user as left. */
+        atomic_store(&shm_users(shm, w->ws->index)[slot], 0);
+        atomic_fetch_sub(&shm->online[w->ws->index], 1);
+        w->free_slots[w->nfree++] = slot;
         c->leaving = false;
         c->shut = false;
     }
 }
+/* [reap] */
 
 /**
  * @brief Turns away a connection the room cannot take.
@@ -320,6 +344,7 @@ refuse(int fd)
  * @param w  the worker.
  * @param fd the accepted socket.
  */
+/* [join] */
 static void
 client_add(struct worker *w, int fd)
 {
@@ -365,6 +390,9 @@ client_add(struct worker *w, int fd)
     n = snprintf(msg, sizeof msg, "* user%lu joined\n", c->id);
     publish(w, c, msg, (size_t)n);
 }
+/* [join] */
+
+static void read_rings(struct worker *w);
 
 /**
  * @brief The parent said 'A': accept every waiting connection, say 'D'.
@@ -374,9 +402,13 @@ client_add(struct worker *w, int fd)
  * This loop takes them all, until EAGAIN.
  * @param w the worker.
  */
+/* [worker-accept] */
 static void
 on_accept(struct worker *w)
 {
+    /* Catch up first: a newcomer hears what is said after its arrival,
+     * not what this worker had not read yet. */
+    read_rings(w);
     for (;;) {
         int fd = accept4(w->ws->listen_fd, NULL, NULL, SOCK_CLOEXEC);
         if (fd >= 0) {
@@ -403,6 +435,7 @@ on_accept(struct worker *w)
     if (send(w->ws->parent_fd, "D", 1, MSG_NOSIGNAL) < 0)
         worker_exit(0); /* the parent is gone */
 }
+/* [worker-accept] */
 
 /** What on_line() needs to know about the sender. */
 struct line_ctx {
@@ -416,6 +449,7 @@ struct line_ctx {
  * @param line message bytes, 8-bit clean, no `\n`.
  * @param len  length of @p line.
  */
+/* [on-line] */
 static void
 on_line(void *ctx, const char *line, size_t len)
 {
@@ -433,6 +467,7 @@ on_line(void *ctx, const char *line, size_t len)
     atomic_fetch_add_explicit(&shm->sent[lc->w->ws->index], 1,
                               memory_order_relaxed);
 }
+/* [on-line] */
 
 /**
  * @brief A client's socket is readable: read it dry, as the ring allows.
@@ -447,6 +482,7 @@ on_line(void *ctx, const char *line, size_t len)
  * @param w the worker.
  * @param c the client.
  */
+/* [read] */
 static void
 on_readable(struct worker *w, struct client *c)
 {
@@ -479,11 +515,13 @@ on_readable(struct worker *w, struct client *c)
         }
     }
 }
+/* [read] */
 
 /**
  * @brief Reads again the clients left unread while the ring was full.
  * @param w the worker.
  */
+/* [read-unread] */
 static void
 read_unread(struct worker *w)
 {
@@ -497,6 +535,7 @@ read_unread(struct worker *w)
             on_readable(w, c);
     }
 }
+/* [read-unread] */
 
 /**
  * @brief Copies every new record of the other workers' rings to every
@@ -507,6 +546,7 @@ read_unread(struct worker *w)
  * left, rather than let them believe they heard everything.
  * @param w the worker.
  */
+/* [read-rings] */
 static void
 read_rings(struct worker *w)
 {
@@ -535,6 +575,7 @@ read_rings(struct worker *w)
         atomic_store_explicit(cursor, at, memory_order_release);
     }
 }
+/* [read-rings] */
 
 /**
  * @brief Writes a client's queue until it is empty or the socket is full.
@@ -545,6 +586,7 @@ read_rings(struct worker *w)
  * @param w the worker.
  * @param c the client.
  */
+/* [write] */
 static void
 client_flush(struct worker *w, struct client *c)
 {
@@ -562,11 +604,13 @@ client_flush(struct worker *w, struct client *c)
         c->shut = true;
     }
 }
+/* [write] */
 
 /**
  * @brief Writes the queue of every client that got output in this pass.
  * @param w the worker.
  */
+/* [flush] */
 static void
 flush_dirty(struct worker *w)
 {
@@ -577,11 +621,13 @@ flush_dirty(struct worker *w)
             client_flush(w, c);
     }
 }
+/* [flush] */
 
 /**
  * @brief The parent wrote: accept, look at the rings, or quit.
  * @param w the worker.
  */
+/* [on-parent] */
 static void
 on_parent(struct worker *w)
 {
@@ -615,6 +661,7 @@ on_parent(struct worker *w)
         }
     }
 }
+/* [on-parent] */
 
 /**
  * @brief A replacement worker's first duty: the users of the worker it
@@ -624,6 +671,7 @@ on_parent(struct worker *w)
  * still lists them, and this worker now owns that row and that ring.
  * @param w the worker.
  */
+/* [announce-predecessor] */
 static void
 announce_predecessor(struct worker *w)
 {
@@ -643,7 +691,9 @@ announce_predecessor(struct worker *w)
     }
     atomic_store(&shm->online[w->ws->index], 0);
 }
+/* [announce-predecessor] */
 
+/* [run-worker] */
 void
 run_worker(const struct worker_start *ws)
 {
@@ -676,7 +726,9 @@ run_worker(const struct worker_start *ws)
 
     announce_predecessor(&w);
     tell_parent(&w);
+    /* [run-worker] */
 
+    /* [worker-loop] */
     while (!w.closing || w.online > 0) {
         int timeout = -1;
         if (w.closing) {
@@ -725,4 +777,5 @@ run_worker(const struct worker_start *ws)
         trace_end();
     }
     worker_exit(0);
+    /* [worker-loop] */
 }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+/* [worker-start] */
 /** Exit status of a worker that cannot even start: do not replace it. */
 #define WORKER_EXIT_FATAL 70
 /** Exit status of a worker that fell a whole ring behind. */
@@ -24,6 +25,7 @@ struct worker_start {
     pid_t parent; /**< the parent's pid, to notice its death */
     struct shm_room *shm; /**< the shared rings and books */
 };
+/* [worker-start] */
 
 /**
  * @brief Serves clients until the parent says stop, then exits.
