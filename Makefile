@@ -39,7 +39,7 @@ CLIENT     := $(B)/client
 HOST ?= 127.0.0.1
 PORT ?= 4444
 
-.PHONY: all help test unit deps docs bench demo run diff clean lint-format \
+.PHONY: all help test unit deps docs bench demo run diff clean compile_commands.json \
         $(STEP_NAMES) $(MISSING)
 
 all: $(STEP_NAMES) $(B)/tests/test_line
