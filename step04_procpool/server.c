@@ -463,7 +463,7 @@ sig_handler(int sig)
  * @brief Creates the signal pipe and routes SIGINT, SIGTERM, SIGHUP and
  *        SIGCHLD into it; ignores SIGPIPE.
  *
- * Book pitfall (15.3): `assert(sigaction(sig, &sa, NULL) != -1)` -- with
+ * Book pitfall (15.3): the sigaction() call sits inside an assert, so with
  * NDEBUG the call itself disappears and no handler is installed. Here the
  * call is made, and its failure is an error.
  */
