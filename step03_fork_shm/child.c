@@ -375,8 +375,7 @@ ms_left(const struct timespec *deadline)
     struct timespec now;
 
     clock_gettime(CLOCK_MONOTONIC, &now);
-    long ms = (deadline->tv_sec - now.tv_sec) * 1000L +
-              (deadline->tv_nsec - now.tv_nsec) / 1000000L;
+    long ms = ms_between(&now, deadline);
     return ms > 0 ? (int)ms : 0;
 }
 

@@ -67,7 +67,6 @@
 struct worker_slot {
     pid_t pid; /**< its pid, 0 while it is being replaced */
     int fd; /**< parent's end of the socketpair, -1 once closed */
-    bool fatal; /**< it exited with WORKER_EXIT_FATAL: do not replace */
 };
 
 /** The parent: the listening socket, the pool, the event loop. */
@@ -424,7 +423,6 @@ reap_workers(struct pool *pool)
             continue;
         if (WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_FATAL) {
             log_msg("worker %zu cannot start; not replacing it", i);
-            wk->fatal = true;
             continue;
         }
         log_msg("worker %zu (pid %ld) died; replacing it", i, (long)pid);
