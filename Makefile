@@ -40,6 +40,7 @@ HOST ?= 127.0.0.1
 PORT ?= 4444
 
 .PHONY: all help test unit deps docs bench demo run diff clean compile_commands.json \
+        lint valgrind \
         $(STEP_NAMES) $(MISSING)
 
 all: $(STEP_NAMES) $(B)/tests/test_line
@@ -55,6 +56,8 @@ help:
 	@echo "  make demo             a scripted chat between three clients on the newest chapter"
 	@echo "  make docs             the Doxygen site in build/docs (fails on any warning)"
 	@echo "  make bench            benchmark every chapter (QUICK=1: a one-minute smoke run)"
+	@echo "  make lint             cppcheck, clang-tidy and shellcheck over the whole tree"
+	@echo "  make valgrind         a subset of every suite under valgrind memcheck"
 	@echo "  make deps             install bats, socat, nc, doxygen, graphviz... (apt-get)"
 	@echo "  make compile_commands.json   compilation database for editors (bear)"
 	@echo "  make clean            remove build/"
@@ -142,3 +145,17 @@ test:
 	$(MAKE) --no-print-directory all
 	$(MAKE) --no-print-directory SAN=1 all
 	bash tests/run-suites.sh $(STEP_NAMES)
+
+# Static analysis (tests/lint/README.md): cppcheck and clang-tidy with the
+# build's own flags, shellcheck on every script. Any finding fails.
+LINT_TOOLS := cppcheck clang-tidy shellcheck
+lint:
+	@bash tests/deps.sh check $(LINT_TOOLS) || bash tests/deps.sh install $(LINT_TOOLS)
+	LINT_FLAGS="$(CPPFLAGS) $(ALL_CFLAGS)" bash tests/lint/run.sh
+
+# Memory checking (tests/lint/README.md): the cases in tests/valgrind/cases
+# against the plain build, each program under valgrind memcheck.
+valgrind:
+	@bash tests/deps.sh check valgrind || bash tests/deps.sh install valgrind
+	$(MAKE) --no-print-directory SAN= all
+	bash tests/valgrind/run.sh $(STEP_NAMES)

@@ -59,7 +59,7 @@
 #include <unistd.h>
 
 /** Bytes one read(2) or splice(2) asks for: the default pipe capacity. */
-#define PUMP_CHUNK (64 * 1024)
+#define PUMP_CHUNK 65536 /* 64 KiB */
 
 /** How long the server may take to close after our shutdown(SHUT_WR). */
 #define HALF_CLOSE_WAIT_MS 5000
@@ -461,10 +461,10 @@ ms_until(const struct timespec *deadline)
  * @param events POLLIN, POLLOUT, both or 0.
  */
 static void
-watch(struct pollfd *pfd, int fd, short events)
+watch(struct pollfd *pfd, int fd, int events)
 {
     pfd->fd = events != 0 ? fd : -1;
-    pfd->events = events;
+    pfd->events = (short)events; /* int, as `POLLIN | POLLOUT` is */
     pfd->revents = 0;
 }
 

@@ -52,18 +52,15 @@ char *
 net_format_addr(const struct sockaddr *sa, char *buf, size_t size)
 {
     char host[INET6_ADDRSTRLEN] = "?";
-    unsigned port = 0;
 
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *in4 = (const struct sockaddr_in *)sa;
         inet_ntop(AF_INET, &in4->sin_addr, host, sizeof host);
-        port = ntohs(in4->sin_port);
-        snprintf(buf, size, "%s:%u", host, port);
+        snprintf(buf, size, "%s:%u", host, (unsigned)ntohs(in4->sin_port));
     } else if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
         inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-        port = ntohs(in6->sin6_port);
-        snprintf(buf, size, "[%s]:%u", host, port);
+        snprintf(buf, size, "[%s]:%u", host, (unsigned)ntohs(in6->sin6_port));
     } else {
         snprintf(buf, size, "(address family %d)", sa->sa_family);
     }
@@ -101,7 +98,8 @@ net_listen(const struct sockaddr *sa, socklen_t len)
 int
 net_announce(int fd)
 {
-    struct sockaddr_storage ss;
+    /* Zeroed: a family getsockname() did not fill in reads as unknown. */
+    struct sockaddr_storage ss = {0};
     socklen_t len = sizeof ss;
     char name[NET_ADDRSTRLEN];
 

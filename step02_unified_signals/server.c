@@ -47,7 +47,7 @@
 /** Bytes read from one client per wake-up. */
 #define READ_SIZE 65536
 /** Most bytes queued for one client before it counts as a slow reader. */
-#define HIGH_WATER (256 * 1024)
+#define HIGH_WATER 262144 /* 256 KiB */
 /** Room for "user<id>: " + one message + "\n". */
 #define MSG_MAX (LINE_MAX_PIECE + 32)
 /** Sent to a client that cannot join (SPEC: exact text). */
@@ -252,6 +252,8 @@ broadcast(struct room *room, const struct client *from, const char *data,
 {
     for (size_t i = 0; i < room->limit; i++) {
         struct client *c = &room->clients[i];
+        /* cppcheck-suppress nullPointerRedundantCheck
+         * c points into the table and is never NULL; only from may be. */
         if (c->fd >= 0 && c != from)
             client_send(room, c, data, n);
     }

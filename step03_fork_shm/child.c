@@ -37,7 +37,7 @@
 /** Bytes read from the client per recv(). */
 #define READ_SIZE 65536
 /** Most bytes queued for the client before it counts as a slow reader. */
-#define HIGH_WATER (256 * 1024)
+#define HIGH_WATER 262144 /* 256 KiB */
 /** Sent to the client when the server shuts down (SPEC: exact text). */
 #define SHUTDOWN_NOTICE "* server shutting down\n"
 /** Most milliseconds the child lingers for its client after the notice. */

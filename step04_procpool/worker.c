@@ -37,7 +37,7 @@
 /** Bytes read from one client per recv() at most. */
 #define READ_SIZE 65536
 /** Most bytes queued for one client before it counts as a slow reader. */
-#define HIGH_WATER (256 * 1024)
+#define HIGH_WATER 262144 /* 256 KiB */
 /** Sent to a client that cannot join (SPEC: exact text). */
 #define ROOM_FULL "too many users\n"
 /** Sent to every client on shutdown (SPEC: exact text). */
@@ -184,6 +184,8 @@ broadcast(struct worker *w, const struct client *from, const char *data,
 {
     for (size_t i = 0; i < w->top; i++) {
         struct client *c = &w->clients[i];
+        /* cppcheck-suppress nullPointerRedundantCheck
+         * c points into the table and is never NULL; only from may be. */
         if (c->fd >= 0 && c != from)
             client_send(w, c, data, n);
     }

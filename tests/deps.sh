@@ -3,7 +3,7 @@
 #
 #   tests/deps.sh check [TOOL...]   exit 0 if every (or every named) tool is
 #                                   present, else name what is missing
-#   tests/deps.sh install           apt-get install what is missing (as root),
+#   tests/deps.sh install [TOOL...] apt-get install what is missing (as root),
 #                                   or print the exact command to run
 set -u
 
@@ -19,8 +19,16 @@ declare -A PKG=(
     [dot]=graphviz
     [perl]=perl-base
     [script]=bsdutils
+    [cppcheck]=cppcheck
+    [clang-tidy]=clang-tidy
+    [shellcheck]=shellcheck
+    [valgrind]=valgrind
+    [bear]=bear
 )
-ORDER=(bats bats-support bats-assert parallel socat nc doxygen dot perl script)
+# The tests, the demo and the docs; then what make lint runs (cppcheck,
+# clang-tidy and shellcheck), make valgrind and make compile_commands.json.
+ORDER=(bats bats-support bats-assert parallel socat nc doxygen dot perl script
+    cppcheck clang-tidy shellcheck valgrind bear)
 
 # present TOOL: is TOOL usable?
 present() {
@@ -50,7 +58,8 @@ check)
     fi
     ;;
 install)
-    pkgs=$(missing_packages)
+    shift
+    pkgs=$(missing_packages "$@")
     if [ -z "$pkgs" ]; then
         echo "deps: everything the tests need is installed"
         exit 0
@@ -75,7 +84,7 @@ install)
     fi
     ;;
 *)
-    echo "usage: $0 check [TOOL...] | install" >&2
+    echo "usage: $0 check [TOOL...] | install [TOOL...]" >&2
     exit 2
     ;;
 esac

@@ -7,6 +7,9 @@
 #   CLIENT=path   the bundled client (default build/client)
 #   BUILD_DIR     where the defaults live (build, or build/san for SAN=1)
 #   WAIT_SECONDS  the deadline of every wait (default 10)
+#   STOP_GRACEFULLY  if set, teardown first sends SIGTERM to each server
+#                 still running and waits for it to exit (make valgrind:
+#                 valgrind reports leaks only when the program exits)
 #
 # Conventions: every background process is started with fd 3 closed (Bats
 # waits for fd 3) and recorded in BG_PIDS; teardown kills them all. Each
@@ -31,6 +34,7 @@ HELPERS=$REPO_ROOT/tests/helpers
 POLL_INTERVAL=0.02
 
 BG_PIDS=()
+SERVER_PIDS=()
 declare -gA CLIENT_PID CLIENT_HOLDER CLIENT_ID
 
 # bg_track PID: remember a background process for teardown, and take it
@@ -127,6 +131,7 @@ server_start() {
     wait_until "the server's pid" test -s "$SERVER_OUT.pid"
     SERVER_PID=$(<"$SERVER_OUT.pid")
     bg_track "$SERVER_PID"
+    SERVER_PIDS+=("$SERVER_PID")
     wait_until "the server's listening line" grep -q '^listening on ' \
         "$SERVER_OUT" || {
         cat "$SERVER_ERR" >&2
@@ -286,9 +291,19 @@ peer_start() {
 
 # --- clean-up ----------------------------------------------------------------
 
-# stop_all: kill every background process this test started.
+# stop_all: kill every background process this test started (with
+# STOP_GRACEFULLY, each server still running gets SIGTERM first and is
+# waited for).
 stop_all() {
     local pid
+    if [ -n "${STOP_GRACEFULLY:-}" ]; then
+        for pid in "${SERVER_PIDS[@]}"; do
+            if kill -TERM "$pid" 2>/dev/null; then
+                wait_for_exit "$pid" || true
+            fi
+        done
+    fi
+    SERVER_PIDS=()
     for pid in "${BG_PIDS[@]}"; do
         kill -9 "$pid" 2>/dev/null || true
     done

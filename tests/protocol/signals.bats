@@ -110,11 +110,11 @@ notice_is_last() {
     server_start
     client_join a
     client_join b nc
-    local n=5000 i
+    local n=5000
     seq -f "storm %g" 1 "$n" >"$BATS_TEST_TMPDIR/lines"
     send_file a "$BATS_TEST_TMPDIR/lines" 3>&- &
     local writer=$!
-    for i in $(seq 1 300); do
+    for _ in $(seq 1 300); do
         kill -HUP "$SERVER_PID"
     done
     wait "$writer"

@@ -6,21 +6,22 @@ setup() {
     load ../helpers/common
 }
 
-# status_of: send SIGHUP and wait for the per-worker status lines; prints
-# "INDEX PID CLIENTS" per worker from the newest report.
+# status_of [N]: send SIGHUP and wait for the status lines of the pool's
+# N workers (default $WORKERS); prints "INDEX PID CLIENTS" per worker from
+# the newest report.
 status_of() {
-    local before
+    local n=${1:-$WORKERS} before
     before=$(grep -c 'status: worker ' "$SERVER_ERR" || true)
     kill -HUP "$SERVER_PID"
     wait_until "a new status report" eval \
-        "[ \$(grep -c 'status: worker ' '$SERVER_ERR') -ge $((before + WORKERS)) ]"
-    grep 'status: worker ' "$SERVER_ERR" | tail -n "$WORKERS" |
+        "[ \$(grep -c 'status: worker ' '$SERVER_ERR') -ge $((before + n)) ]"
+    grep 'status: worker ' "$SERVER_ERR" | tail -n "$n" |
         sed -E 's/.*status: worker ([0-9]+) pid ([0-9]+): ([0-9]+) clients.*/\1 \2 \3/'
 }
 
 # worker_pid INDEX: the pid of worker INDEX, from a fresh status report.
 worker_pid() {
-    status_of | awk -v i="$1" '$1 == i { print $2 }'
+    status_of "$WORKERS" | awk -v i="$1" '$1 == i { print $2 }'
 }
 
 WORKERS=3
@@ -148,9 +149,7 @@ WORKERS=3
 
 @test "-w chooses the pool's size; by default one worker per CPU" {
     server_start -w 2
-    run status_of
-    WORKERS=2
-    run status_of
+    run status_of 2
     [ "${#lines[@]}" -eq 2 ]
     run children_of "$SERVER_PID"
     [ "${#lines[@]}" -eq 2 ]
