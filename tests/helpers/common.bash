@@ -77,6 +77,13 @@ count_lines() {
     grep -Fxc -- "$2" "$1" 2>/dev/null || true
 }
 
+# size_at_least FILE BYTES: FILE holds at least BYTES bytes.
+size_at_least() {
+    local size
+    size=$(stat -c %s "$1" 2>/dev/null) || return 1
+    ((size >= $2))
+}
+
 # wait_for_line FILE LINE: wait until FILE holds LINE; on timeout, show FILE.
 wait_for_line() {
     if ! wait_until "line '$2' in $1" has_line "$1" "$2"; then
