@@ -3,8 +3,11 @@
 #
 #   tests/deps.sh check [TOOL...]   exit 0 if every (or every named) tool is
 #                                   present, else name what is missing
-#   tests/deps.sh install           apt-get install what is missing (as root),
-#                                   or print the exact command to run
+#   tests/deps.sh install [TOOL...] apt-get install what is missing of them
+#                                   (as root), or print the exact command
+#
+# Without TOOLs: what the tests, the demo and the docs need. The benchmark
+# (tests/bench/run.sh) names its own: gnuplot and redis-server.
 set -u
 
 # tool -> Debian package that provides it
@@ -19,6 +22,8 @@ declare -A PKG=(
     [dot]=graphviz
     [perl]=perl-base
     [script]=bsdutils
+    [gnuplot]=gnuplot-nox
+    [redis-server]=redis-server
 )
 ORDER=(bats bats-support bats-assert parallel socat nc doxygen dot perl script)
 
@@ -50,7 +55,8 @@ check)
     fi
     ;;
 install)
-    pkgs=$(missing_packages)
+    shift
+    pkgs=$(missing_packages "$@")
     if [ -z "$pkgs" ]; then
         echo "deps: everything the tests need is installed"
         exit 0
