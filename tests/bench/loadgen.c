@@ -16,7 +16,8 @@
  *   is clients per second from the first connect() to the last welcome.
  * - `hold`: N clients join, then stay idle for -t seconds (or until SIGINT
  *   or SIGTERM) while the caller measures the server's memory. A line
- *   `holding clients=N` on stdout says when they are all in.
+ *   `holding clients=N` on stdout says when they are all in (in fanout,
+ *   `sending clients=N` when the sending begins).
  *
  * Two ways to send (fanout):
  *
@@ -1630,6 +1631,9 @@ main(int argc, char **argv)
     double seconds = 0, gen_cpu = 0, srv_cpu = 0;
 
     if (ok && g.fanout) {
+        /* For a profiler waiting to start (tests/bench/profile.sh). */
+        printf("sending clients=%zu\n", g.ready);
+        fflush(stdout);
         double cpu0 = self_cpu_s(), srv0 = server_cpu_s(o->server_pid);
         uint64_t start = ns_since(&g.t0);
         g.start_ns = start;
