@@ -5,7 +5,7 @@
 #       (default 1000 clients, 10 senders, 2 seconds of recording)
 #
 # Starts the chapter's server on 127.0.0.1 port 0, lets build/bench/loadgen
-# (make bench builds it) join the clients and send for SECONDS + 2 s, and
+# join the clients and send for SECONDS + 2 s, and
 # records every CPU with `perf record -a -g` while the messages flow. The
 # report keeps the samples of the server's processes only (parent, children
 # and workers all run as `server`): build/bench/profile-stepNN.txt, the
@@ -21,8 +21,10 @@ POLL_S=0.05
 cd "$(dirname "$0")/../.."
 OUT=build/bench
 command -v perf >/dev/null || { echo "profile.sh: perf is not installed" >&2; exit 1; }
-[ -x "$OUT/loadgen" ] || { echo "profile.sh: build $OUT/loadgen first (make bench QUICK=1)" >&2; exit 1; }
 make --no-print-directory "$step" >/dev/null
+mkdir -p "$OUT"
+${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Icommon \
+    common/log.c common/net.c tests/bench/loadgen.c -o "$OUT/loadgen"
 
 srv_pid=''
 gen_pid=''

@@ -24,7 +24,7 @@
 #   connect N clients join; clients per second
 #   hold    N idle clients (10,000 where a server can hold them cheaply);
 #           proportional set size (Pss) of the server and all its children,
-#           minus the idle server's, per client
+#           minus that of the same server idle with a room of 16, per client
 #
 # Output: build/bench/results.csv, build/bench/results.md, build/bench/runs.log
 # (every loadgen line), build/bench/*.png (gnuplot, installed from apt when
@@ -395,8 +395,15 @@ for TARGET in "${TARGETS[@]}"; do
     hold=$HOLD_N
     case $BIG_HOLDERS in *" $TARGET "*) hold=$HOLD_BIG ;; esac
     log "$TARGET: hold $hold idle clients"
-    if start_target "$TARGET" $((hold + 16)); then
+    # The baseline is the server with a room of 16 and nobody in it: what
+    # a server sizes by its user limit (a table of slots) counts as the
+    # clients' memory, as it should.
+    base=
+    if start_target "$TARGET" 16; then
         base=$(pss_kib "$SRV_PID")
+        stop_server
+    fi
+    if [ -n "$base" ] && start_target "$TARGET" $((hold + 16)); then
         # Emptied here, not by the redirection below: that runs in the
         # background job, maybe after the first look for `holding`.
         : >"$OUT/hold.out"
