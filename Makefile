@@ -39,7 +39,7 @@ CLIENT     := $(B)/client
 HOST ?= 127.0.0.1
 PORT ?= 4444
 
-.PHONY: all help test unit deps docs bench demo run diff clean compile_commands.json \
+.PHONY: all help test unit deps docs bench profile demo run diff clean compile_commands.json \
         $(STEP_NAMES) $(MISSING)
 
 all: $(STEP_NAMES) $(B)/tests/test_line
@@ -54,7 +54,9 @@ help:
 	@echo "  make diff FROM=NN TO=MM  what chapter MM changed: diff -ruN of two steps"
 	@echo "  make demo             a scripted chat between three clients on the newest chapter"
 	@echo "  make docs             the Doxygen site in build/docs (fails on any warning)"
-	@echo "  make bench            benchmark every chapter (QUICK=1: a one-minute smoke run)"
+	@echo "  make bench            every chapter and Redis pub/sub under the same load:"
+	@echo "                        build/bench/results.{md,csv}, plots (QUICK=1: a smoke run)"
+	@echo "  make profile STEP=NN  perf profile of chapter NN serving 1000 clients"
 	@echo "  make deps             install bats, socat, nc, doxygen, graphviz... (apt-get)"
 	@echo "  make compile_commands.json   compilation database for editors (bear)"
 	@echo "  make clean            remove build/"
@@ -131,6 +133,10 @@ docs:
 
 bench:
 	QUICK=$(QUICK) bash tests/bench/run.sh
+
+profile:
+	@test -n "$(STEP)" || { echo "usage: make profile STEP=NN" >&2; exit 2; }
+	bash tests/bench/profile.sh step$(STEP)
 
 # ---- testing ---------------------------------------------------------------
 
