@@ -27,7 +27,7 @@ for s in $servers; do
         style="with linespoints linewidth 2"
     fi
     dps+="'$out/$s.dat' using 0:2:xtic(1) $style title '$s', "
-    p99+="'$out/$s.dat' using 0:3:xtic(1) $style title '$s', "
+    p99+="'$out/$s.dat' using 0:(\$3 / 1000):xtic(1) $style title '$s', "
     cpu+="'$out/$s.dat' using 0:4:xtic(1) $style title '$s', "
 done
 awk -F, '$2 == "hold" && $7 == 1 { printf "%s\\n(%s) %s\n", $1, $3, $21 }' \
@@ -47,7 +47,7 @@ set yrange [0:*]
 plot ${dps%, }
 set output '$out/p99.png'
 set title 'p99 latency, closed loop with 64 messages in flight per sender (lower is better)'
-set ylabel 'p99 latency (µs)'
+set ylabel 'p99 latency (ms)'
 set logscale y
 set yrange [*:*]
 set format y '%g'
