@@ -42,7 +42,7 @@ PORT ?= 4444
 .PHONY: all help test unit deps docs bench profile demo run diff clean compile_commands.json \
         $(STEP_NAMES) $(MISSING)
 
-all: $(STEP_NAMES) $(B)/tests/test_line
+all: $(STEP_NAMES) $(B)/tests/test_line $(B)/tests/test_net
 
 help:
 	@echo "Targets (chapters present: $(STEP_NAMES))"
@@ -88,6 +88,10 @@ $(MISSING):
 	@exit 1
 
 $(B)/tests/test_line: $(B)/obj/tests/unit/test_line.o $(COMMON_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tests/test_net: $(B)/obj/tests/unit/test_net.o $(COMMON_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -140,7 +144,7 @@ profile:
 
 # ---- testing ---------------------------------------------------------------
 
-unit: $(B)/tests/test_line
+unit: $(B)/tests/test_line $(B)/tests/test_net
 	bats tests/unit
 
 test:
