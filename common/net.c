@@ -96,7 +96,8 @@ net_listen(const struct sockaddr *sa, socklen_t len)
     /* Nagle's algorithm holds a small write back while an earlier one is
      * unacknowledged, and the peer may delay its ACK by up to 40 ms: a
      * chat line would wait that long for the line before it. Accepted
-     * sockets inherit TCP_NODELAY from the listening socket. */
+     * sockets inherit TCP_NODELAY from the listening socket -- guarded by
+     * tests/unit/net.bats. */
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0 ||
         bind(fd, sa, len) < 0 || listen(fd, NET_BACKLOG) < 0)
