@@ -39,11 +39,11 @@ CLIENT     := $(B)/client
 HOST ?= 127.0.0.1
 PORT ?= 4444
 
-.PHONY: all help test unit deps docs bench demo run diff clean compile_commands.json \
+.PHONY: all help test unit deps docs bench profile demo run diff clean compile_commands.json \
         lint valgrind \
         $(STEP_NAMES) $(MISSING)
 
-all: $(STEP_NAMES) $(B)/tests/test_line
+all: $(STEP_NAMES) $(B)/tests/test_line $(B)/tests/test_net
 
 help:
 	@echo "Targets (chapters present: $(STEP_NAMES))"
@@ -55,7 +55,9 @@ help:
 	@echo "  make diff FROM=NN TO=MM  what chapter MM changed: diff -ruN of two steps"
 	@echo "  make demo             a scripted chat between three clients on the newest chapter"
 	@echo "  make docs             the Doxygen site in build/docs (fails on any warning)"
-	@echo "  make bench            benchmark every chapter (QUICK=1: a one-minute smoke run)"
+	@echo "  make bench            every chapter and Redis pub/sub under the same load:"
+	@echo "                        build/bench/results.{md,csv}, plots (QUICK=1: a smoke run)"
+	@echo "  make profile STEP=NN  perf profile of chapter NN serving 1000 clients"
 	@echo "  make lint             cppcheck, clang-tidy and shellcheck over the whole tree"
 	@echo "  make valgrind         a subset of every suite under valgrind memcheck"
 	@echo "  make deps             install bats, socat, nc, doxygen, graphviz... (apt-get)"
@@ -89,6 +91,10 @@ $(MISSING):
 	@exit 1
 
 $(B)/tests/test_line: $(B)/obj/tests/unit/test_line.o $(COMMON_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tests/test_net: $(B)/obj/tests/unit/test_net.o $(COMMON_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -135,9 +141,13 @@ docs:
 bench:
 	QUICK=$(QUICK) bash tests/bench/run.sh
 
+profile:
+	@test -n "$(STEP)" || { echo "usage: make profile STEP=NN" >&2; exit 2; }
+	bash tests/bench/profile.sh step$(STEP)
+
 # ---- testing ---------------------------------------------------------------
 
-unit: $(B)/tests/test_line
+unit: $(B)/tests/test_line $(B)/tests/test_net
 	bats tests/unit
 
 test:

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,7 +90,13 @@ net_listen(const struct sockaddr *sa, socklen_t len)
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
+    /* Nagle's algorithm holds a small write back while an earlier one is
+     * unacknowledged, and the peer may delay its ACK by up to 40 ms: a
+     * chat line would wait that long for the line before it. Accepted
+     * sockets inherit TCP_NODELAY from the listening socket -- guarded by
+     * tests/unit/net.bats. */
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0 ||
         bind(fd, sa, len) < 0 || listen(fd, NET_BACKLOG) < 0)
         return close_failed(fd);
     return fd;

@@ -44,7 +44,9 @@ char *net_format_addr(const struct sockaddr *sa, char *buf, size_t size);
 /**
  * @brief Creates a listening TCP socket bound to @p sa.
  *
- * Sets SO_REUSEADDR so a restarted server does not wait for TIME_WAIT, and
+ * Sets SO_REUSEADDR so a restarted server does not wait for TIME_WAIT,
+ * TCP_NODELAY so that every accepted socket (which inherits it) sends a
+ * short line at once instead of waiting for the previous line's ACK, and
  * marks the socket close-on-exec. The socket stays blocking: each step
  * decides how it watches it.
  * @param sa  address to bind, port 0 for a kernel-chosen one.

@@ -3,8 +3,11 @@
 #
 #   tests/deps.sh check [TOOL...]   exit 0 if every (or every named) tool is
 #                                   present, else name what is missing
-#   tests/deps.sh install [TOOL...] apt-get install what is missing (as root),
-#                                   or print the exact command to run
+#   tests/deps.sh install [TOOL...] apt-get install what is missing of them
+#                                   (as root), or print the exact command
+#
+# Without TOOLs: everything in ORDER below. The benchmark (tests/bench/run.sh)
+# names its own: gnuplot and redis-server.
 set -u
 
 # tool -> Debian package that provides it
@@ -24,6 +27,8 @@ declare -A PKG=(
     [shellcheck]=shellcheck
     [valgrind]=valgrind
     [bear]=bear
+    [gnuplot]=gnuplot-nox
+    [redis-server]=redis-server
 )
 # The tests, the demo and the docs; then what make lint runs (cppcheck,
 # clang-tidy and shellcheck), make valgrind and make compile_commands.json.

@@ -1,25 +1,36 @@
 #!/usr/bin/env bash
-# The benchmark behind `make bench`: every chapter under the same load.
+# The benchmark behind `make bench`: every chapter under the same load, and
+# Redis pub/sub beside them as the real-world baseline.
 #
 #   tests/bench/run.sh          the full matrix, median of 3 (<= 10 minutes)
 #   QUICK=1 tests/bench/run.sh  a smoke run (< 1 minute): figures produced,
 #                               exactness checked, no speed thresholds
+#   BENCH_STEPS="step02 redis"  only the servers named
 #
 # For each chapter that builds (build/stepNN/server), a fresh server is
-# started on 127.0.0.1 port 0 for each measurement and stopped after it;
-# build/bench/loadgen (tests/bench/loadgen.c) is the load:
+# started on 127.0.0.1 port 0 for each measurement and stopped after it.
+# Redis (redis-server, installed from apt when missing and run as root) is
+# started the same way on a free loopback port, with no configuration file
+# and persistence off. build/bench/loadgen (tests/bench/loadgen.c) is the
+# load:
 #
 #   fanout  (clients, senders) = (10,1) (100,1) (100,10) (1000,10), 32-byte
 #           payloads, window 64, each run bounded by SEND_S seconds of
 #           sending; every delivery is checked (exactly once, in order,
-#           byte-exact)
+#           byte-exact). Redis: the clients are subscribers of one channel,
+#           each sender publishes through a connection of its own.
+#   paced   (100,10) at 1 M deliveries/s, each message timed from its
+#           scheduled send time: latency at a load every server can carry
 #   connect N clients join; clients per second
-#   hold    N idle clients; proportional set size (Pss) of the server and
-#           all its children, minus the idle server's, per client
+#   hold    N idle clients (10,000 where a server can hold them cheaply);
+#           proportional set size (Pss) of the server and all its children,
+#           minus that of the same server idle with a room of 16, per client
 #
 # Output: build/bench/results.csv, build/bench/results.md, build/bench/runs.log
-# (every loadgen line), build/bench/*.png when gnuplot is available.
-# Exit status 1 if any run was not exact or did not finish, 0 otherwise.
+# (every loadgen line), build/bench/*.png (gnuplot, installed from apt when
+# missing and run as root).
+# Exit status 1 if any run was not exact or did not finish, 0 otherwise:
+# never because of a speed.
 set -euo pipefail
 # Pause between two looks at a condition; every such loop is bounded.
 POLL_S=0.05
@@ -34,21 +45,31 @@ if [ "$QUICK" = 1 ]; then
     MATRIX=("10 1" "100 10")
     REPS=1
     SEND_S=0.3
-    MESSAGES=20000
+    PACED_S=0.5
     CONNECT_N=100
     HOLD_N=100
+    HOLD_BIG=100
     DEADLINE=20
 else
     MATRIX=("10 1" "100 1" "100 10" "1000 10")
     REPS=3
     SEND_S=1.5
-    MESSAGES=1000000
+    PACED_S=2
     CONNECT_N=1000
     HOLD_N=1000
+    HOLD_BIG=10000
     DEADLINE=40
 fi
+MESSAGES=1000000000
 BYTES=32
 WINDOW=64
+# The paced run: this room, this many deliveries per second in all.
+PACED_CLIENTS=100
+PACED_SENDERS=10
+PACED_DELIVERIES=1000000
+# Who holds HOLD_BIG idle clients; the others hold HOLD_N (step 1 polls
+# every descriptor on every pass, step 3 forks a process per client).
+BIG_HOLDERS=" step02 step04 redis "
 
 SRV_PID=
 GEN_PID=
@@ -123,9 +144,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# start_server BINARY USERS LOG: starts it on port 0 and sets SRV_PID and
+# start_chapter BINARY USERS LOG: starts it on port 0 and sets SRV_PID and
 # SRV_PORT from its `listening on` line (5 s deadline).
-start_server() {
+start_chapter() {
     local bin=$1 users=$2 logf=$3 i line
     : >"$OUT/server.out"
     # Its own process group (setsid execs it: same pid), for stop_server.
@@ -145,6 +166,68 @@ start_server() {
     return 1
 }
 
+# free_port: a loopback TCP port nobody listens on, below the ephemeral
+# range (where port-0 servers and outgoing connections take theirs).
+free_port() {
+    local port
+    while :; do
+        port=$((20000 + RANDOM % 12000))
+        # /proc/net/tcp{,6}: local address as HEXADDR:HEXPORT, field 2.
+        if ! awk -v p="$(printf '%04X' "$port")" \
+            'NR > 1 { split($2, a, ":"); if (a[2] == p) found = 1 }
+             END { exit !found }' /proc/net/tcp /proc/net/tcp6 2>/dev/null; then
+            echo "$port"
+            return
+        fi
+    done
+}
+
+# start_redis USERS LOG: starts our own redis-server on a free loopback port:
+# no configuration file (its defaults, not the system's), no snapshots, no
+# append-only file, room for USERS clients. Sets SRV_PID and SRV_PORT once it
+# says it accepts connections; another port is tried if one was taken.
+start_redis() {
+    local users=$1 logf=$2 port try i
+    mkdir -p "$OUT/redis"
+    for ((try = 0; try < 5; try++)); do
+        port=$(free_port)
+        : >"$OUT/server.out"
+        setsid redis-server --bind "$HOST" --port "$port" --save '' \
+            --appendonly no --dir "$OUT/redis" --maxclients "$users" \
+            --daemonize no --logfile '' >"$OUT/server.out" 2>>"$logf" 3>&- &
+        SRV_PID=$!
+        for ((i = 0; i < 100; i++)); do
+            if grep -q 'Ready to accept connections' "$OUT/server.out"; then
+                SRV_PORT=$port
+                return 0
+            fi
+            kill -0 "$SRV_PID" 2>/dev/null || break
+            sleep "$POLL_S"
+        done
+        cat "$OUT/server.out" >>"$logf"
+        stop_server
+        grep -q 'Address already in use' "$OUT/server.out" || break
+    done
+    log "redis-server did not start; see $logf"
+    return 1
+}
+
+# start_target NAME USERS: starts chapter NAME (stepNN) or Redis for USERS
+# clients, its stderr appended to build/bench/server-NAME.log.
+start_target() {
+    local logf=$OUT/server-$1.log
+    if [ "$1" = redis ]; then
+        # Its publishers are clients too; and some slack for the clients of
+        # the previous run that Redis has not yet seen leave.
+        start_redis $(($2 + 64)) "$logf"
+    else
+        start_chapter "build/$1/server" "$2" "$logf"
+    fi
+}
+
+# proto NAME: the loadgen protocol a target speaks.
+proto() { if [ "$1" = redis ]; then echo redis; else echo chat; fi; }
+
 # field LINE KEY: the value of KEY=value in a loadgen result line.
 field() { sed -n "s/.*\\b$2=\\([^ ]*\\).*/\\1/p" <<<"$1"; }
 
@@ -155,15 +238,25 @@ loadgen() {
     # loadgen gives up at its deadline; timeout is the backstop for a
     # generator starved of CPU by a server that spins.
     line=$(timeout -s KILL $((DEADLINE + 20)) \
-        "$LOADGEN" -d "$DEADLINE" -P "$SRV_PID" "$@" "$HOST" "$SRV_PORT" \
-        2>>"$OUT/loadgen.log" | tail -n 1) || rc=$?
+        "$LOADGEN" -d "$DEADLINE" -P "$SRV_PID" -p "$(proto "$TARGET")" "$@" \
+        "$HOST" "$SRV_PORT" 2>>"$OUT/loadgen.log" | tail -n 1) || rc=$?
     [ -n "$line" ] || line="mode=? ok=0"
-    echo "$CHAPTER $line" >>"$OUT/runs.log"
+    echo "$TARGET $line" >>"$OUT/runs.log"
     if [ "$rc" != 0 ] || [ "$(field "$line" ok)" != 1 ]; then
-        log "$CHAPTER: FAILED: loadgen $* (see $OUT/loadgen.log)"
+        log "$TARGET: FAILED: loadgen $* (see $OUT/loadgen.log)"
         FAILED=1
     fi
     echo "$line"
+}
+
+# median KEY LINE...: the line whose KEY is the median of the lines'.
+median() {
+    local key=$1 l
+    shift
+    for l in "$@"; do
+        echo "$(field "$l" "$key") $l"
+    done | sort -n | awk '{ a[NR] = $0 } END { print a[int((NR + 1) / 2)] }' |
+        cut -d' ' -f2-
 }
 
 # ---- build -----------------------------------------------------------------
@@ -171,52 +264,69 @@ loadgen() {
 mkdir -p "$OUT"
 rm -f "$OUT"/results.csv "$OUT"/results.md "$OUT"/runs.log "$OUT"/loadgen.log \
     "$OUT"/server-*.log "$OUT"/*.dat "$OUT"/*.png
-CHAPTERS=()
+
+# The tools: gnuplot for the plots, redis-server for the baseline.
+if ! bash tests/deps.sh check gnuplot redis-server 2>/dev/null; then
+    bash tests/deps.sh install gnuplot redis-server >"$OUT/apt.log" 2>&1 ||
+        log "$(tail -n 2 "$OUT/apt.log" | tr '\n' ' ')"
+fi
+
+TARGETS=()
 for dir in step0[0-9]_*/; do
     step=${dir%%_*}
-    # BENCH_STEPS="step02 step04" benchmarks only those chapters.
     case " ${BENCH_STEPS:-$step} " in *" $step "*) ;; *) continue ;; esac
     if make --no-print-directory "$step" >"$OUT/make-$step.log" 2>&1; then
-        CHAPTERS+=("$step")
+        TARGETS+=("$step")
     else
         log "$step does not build; left out (see $OUT/make-$step.log)"
     fi
 done
+case " ${BENCH_STEPS:-redis} " in
+*" redis "*)
+    if command -v redis-server >/dev/null 2>&1; then
+        TARGETS+=(redis)
+    else
+        log "redis-server is missing: no baseline (as root: bash tests/deps.sh install gnuplot redis-server)"
+    fi
+    ;;
+esac
 ${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wshadow \
     -Wstrict-prototypes -Wmissing-prototypes -Werror -Icommon \
     common/log.c common/net.c tests/bench/loadgen.c -o "$LOADGEN"
 
-echo "chapter,mode,clients,senders,runs,ok,deliveries,seconds,deliveries_per_s,p50_us,p99_us,p999_us,max_us,srv_cpu_s_per_M,gen_cpu_s_per_M,connects_per_s,pss_kib_total,pss_kib_per_client" \
-    >"$OUT/results.csv"
+CSV=$OUT/results.csv
+echo "server,mode,clients,senders,rate_per_sender,runs,ok,deliveries,seconds,deliveries_per_s,p50_us,p99_us,p999_us,max_us,srv_cpu_s_per_M,gen_cpu_s_per_M,srv_cpu_pct,gen_cpu_pct,connects_per_s,pss_kib_total,pss_kib_per_client" \
+    >"$CSV"
 
-# csv_fanout CHAPTER CLIENTS SENDERS RUNS OK LINE: one CSV row.
-csv_fanout() {
-    local l=$6 d
-    d=$(field "$l" deliveries)
-    awk -v c="$1" -v n="$2" -v s="$3" -v r="$4" -v ok="$5" -v d="$d" \
+# csv_load SERVER MODE CLIENTS SENDERS RATE RUNS OK LINE: one CSV row of a
+# fan-out or paced run.
+csv_load() {
+    local l=$8
+    awk -v c="$1" -v mode="$2" -v n="$3" -v s="$4" -v rate="$5" -v r="$6" \
+        -v ok="$7" -v d="$(field "$l" deliveries)" \
         -v sec="$(field "$l" seconds)" -v dps="$(field "$l" deliveries_per_s)" \
         -v p50="$(field "$l" p50_us)" -v p99="$(field "$l" p99_us)" \
         -v p999="$(field "$l" p999_us)" -v mx="$(field "$l" max_us)" \
         -v scpu="$(field "$l" srv_cpu_s)" -v gcpu="$(field "$l" gen_cpu_s)" \
-        'BEGIN { m = d > 0 ? d / 1e6 : 1;
-                 printf "%s,fanout,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%.3f,%.3f,,,\n",
-                        c, n, s, r, ok, d, sec, dps, p50, p99, p999, mx,
-                        (d > 0 ? scpu / m : 0), (d > 0 ? gcpu / m : 0) }' \
-        >>"$OUT/results.csv"
+        'BEGIN { m = d > 0 ? d / 1e6 : 0
+                 printf "%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,", c, mode,
+                        n, s, rate, r, ok, d, sec, dps, p50, p99, p999, mx
+                 if (m > 0 && sec > 0)
+                     printf "%.3f,%.3f,%.0f,%.0f,,,\n", scpu / m, gcpu / m,
+                            100 * scpu / sec, 100 * gcpu / sec
+                 else
+                     printf ",,,,,,\n" }' >>"$CSV"
 }
 
 # ---- the matrix --------------------------------------------------------------
 
-for CHAPTER in "${CHAPTERS[@]}"; do
-    BIN=build/$CHAPTER/server
-    SLOG=$OUT/server-$CHAPTER.log
-
+for TARGET in "${TARGETS[@]}"; do
     for cfg in "${MATRIX[@]}"; do
         read -r n s <<<"$cfg"
-        log "$CHAPTER: fanout clients=$n senders=$s x$REPS"
+        log "$TARGET: fanout clients=$n senders=$s x$REPS"
         # Room for a previous run's clients that the server has not yet
         # seen leave, and no more: step 2 scans every slot per message.
-        start_server "$BIN" $((2 * n + 16)) "$SLOG" || { FAILED=1; continue; }
+        start_target "$TARGET" $((2 * n + 16)) || { FAILED=1; continue; }
         lines=()
         allok=1
         for ((rep = 0; rep < REPS; rep++)); do
@@ -230,37 +340,78 @@ for CHAPTER in "${CHAPTERS[@]}"; do
             fi
         done
         stop_server
+        # The run with the median deliveries/s stands for the three.
         if [ "$allok" = 1 ]; then
-            # The run with the median deliveries/s stands for the three.
-            median=$(for l in "${lines[@]}"; do
-                echo "$(field "$l" deliveries_per_s) $l"
-            done | sort -n | awk '{ a[NR] = $0 } END { print a[int((NR + 1) / 2)] }')
-            median=${median#* }
+            line=$(median deliveries_per_s "${lines[@]}")
         else
-            median=${lines[-1]}
+            line=${lines[-1]}
         fi
-        csv_fanout "$CHAPTER" "$n" "$s" "${#lines[@]}" "$allok" "$median"
+        csv_load "$TARGET" fanout "$n" "$s" 0 "${#lines[@]}" "$allok" "$line"
     done
 
-    # Chapter 3 forks a process per client: keep it at <= 1000 clients.
-    log "$CHAPTER: connect $CONNECT_N clients"
-    if start_server "$BIN" $((CONNECT_N + 16)) "$SLOG"; then
-        line=$(loadgen -m connect -n "$CONNECT_N")
+    # Paced: PACED_DELIVERIES per second in all, whatever a message makes
+    # (Redis delivers to every subscriber, a chat room to all but one).
+    n=$PACED_CLIENTS s=$PACED_SENDERS
+    receivers=$((n - 1))
+    if [ "$TARGET" = redis ]; then receivers=$n; fi
+    rate=$(awk -v d="$PACED_DELIVERIES" -v s="$s" -v r="$receivers" \
+        'BEGIN { printf "%.2f", d / (s * r) }')
+    log "$TARGET: paced clients=$n senders=$s at $rate messages/s each x$REPS"
+    if start_target "$TARGET" $((2 * n + 16)); then
+        lines=()
+        allok=1
+        for ((rep = 0; rep < REPS; rep++)); do
+            line=$(loadgen -m fanout -n "$n" -s "$s" -M "$MESSAGES" \
+                -b "$BYTES" -w "$WINDOW" -R "$rate" -T "$PACED_S")
+            lines+=("$line")
+            if [ "$(field "$line" ok)" != 1 ]; then
+                allok=0
+                stop_server now
+                break
+            fi
+        done
         stop_server
-        echo "$CHAPTER,connect,$CONNECT_N,0,1,$(field "$line" ok),,,,,,,,,,$(field "$line" connects_per_s),," \
-            >>"$OUT/results.csv"
+        # The run with the median p99 stands for the three.
+        if [ "$allok" = 1 ]; then
+            line=$(median p99_us "${lines[@]}")
+        else
+            line=${lines[-1]}
+        fi
+        csv_load "$TARGET" paced "$n" "$s" "$rate" "${#lines[@]}" "$allok" "$line"
     else
         FAILED=1
     fi
 
-    log "$CHAPTER: hold $HOLD_N idle clients"
-    if start_server "$BIN" $((HOLD_N + 16)) "$SLOG"; then
+    log "$TARGET: connect $CONNECT_N clients"
+    if start_target "$TARGET" $((CONNECT_N + 16)); then
+        line=$(loadgen -m connect -n "$CONNECT_N")
+        stop_server
+        echo "$TARGET,connect,$CONNECT_N,0,,1,$(field "$line" ok),,,,,,,,,,,,$(field "$line" connects_per_s),," \
+            >>"$CSV"
+    else
+        FAILED=1
+    fi
+
+    hold=$HOLD_N
+    case $BIG_HOLDERS in *" $TARGET "*) hold=$HOLD_BIG ;; esac
+    log "$TARGET: hold $hold idle clients"
+    # The baseline is the server with a room of 16 and nobody in it: what
+    # a server sizes by its user limit (a table of slots) counts as the
+    # clients' memory, as it should.
+    base=
+    if start_target "$TARGET" 16; then
         base=$(pss_kib "$SRV_PID")
-        "$LOADGEN" -m hold -n "$HOLD_N" -t 60 -d 120 "$HOST" "$SRV_PORT" \
-            >"$OUT/hold.out" 2>>"$OUT/loadgen.log" &
+        stop_server
+    fi
+    if [ -n "$base" ] && start_target "$TARGET" $((hold + 16)); then
+        # Emptied here, not by the redirection below: that runs in the
+        # background job, maybe after the first look for `holding`.
+        : >"$OUT/hold.out"
+        "$LOADGEN" -p "$(proto "$TARGET")" -m hold -n "$hold" -t 60 -d 120 \
+            "$HOST" "$SRV_PORT" >"$OUT/hold.out" 2>>"$OUT/loadgen.log" &
         GEN_PID=$!
         held=0
-        for ((i = 0; i < 1200; i++)); do
+        for ((i = 0; i < 2400; i++)); do
             if grep -q '^holding ' "$OUT/hold.out"; then
                 held=1
                 break
@@ -273,96 +424,36 @@ for CHAPTER in "${CHAPTERS[@]}"; do
         wait "$GEN_PID" || held=0
         GEN_PID=
         line=$(tail -n 1 "$OUT/hold.out")
-        echo "$CHAPTER $line" >>"$OUT/runs.log"
+        echo "$TARGET $line" >>"$OUT/runs.log"
         stop_server
         if [ "$held" = 1 ] && [ "$(field "$line" ok)" = 1 ]; then
-            per=$(awk -v t="$total" -v b="$base" -v n="$HOLD_N" \
+            per=$(awk -v t="$total" -v b="$base" -v n="$hold" \
                 'BEGIN { printf "%.2f", (t - b) / n }')
-            echo "$CHAPTER,hold,$HOLD_N,0,1,1,,,,,,,,,,,$total,$per" >>"$OUT/results.csv"
+            echo "$TARGET,hold,$hold,0,,1,1,,,,,,,,,,,,$(field "$line" connects_per_s),$total,$per" >>"$CSV"
         else
-            log "$CHAPTER: FAILED: hold of $HOLD_N clients"
+            log "$TARGET: FAILED: hold of $hold clients"
             FAILED=1
-            echo "$CHAPTER,hold,$HOLD_N,0,1,0,,,,,,,,,,,," >>"$OUT/results.csv"
+            echo "$TARGET,hold,$hold,0,,1,0,,,,,,,,,,,,,," >>"$CSV"
         fi
     else
         FAILED=1
     fi
 done
 
-# ---- the table -----------------------------------------------------------------
+# ---- the tables ----------------------------------------------------------------
 
-awk -F, -v quick="$QUICK" '
-NR == 1 { next }
-$2 == "fanout" {
-    f[++nf] = sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |",
-        $1, $3, $4, ($6 == 1 ? sprintf("%.0f", $9) : "FAILED"),
-        $10, $11, $12, $13, $14, $15, ($6 == 1 ? "yes" : "**no**"))
-}
-!($1 in seen) { seen[$1] = 1; names[++nc] = $1 }
-$2 == "connect" { conn[$1] = ($6 == 1 ? sprintf("%.0f (%s clients)", $16, $3) : "FAILED") }
-$2 == "hold" { hold[$1] = ($6 == 1 ? sprintf("%.1f (%s clients)", $18, $3) : "FAILED");
-               tot[$1] = ($6 == 1 ? sprintf("%.0f", $17 / 1024) : "-") }
-END {
-    printf "Fan-out: 32-byte messages, window 64, %s.\n\n",
-        (quick == 1 ? "one short run each (QUICK=1)" : "median of 3 runs")
-    print "| chapter | clients | senders | deliveries/s | p50 µs | p99 µs | p99.9 µs | max µs | server CPU s per M deliveries | generator CPU s per M deliveries | exact |"
-    print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
-    for (i = 1; i <= nf; i++) print f[i]
-    print ""
-    print "| chapter | connects/s | idle Pss KiB per client | server Pss MiB while holding |"
-    print "|---|---:|---:|---:|"
-    for (i = 1; i <= nc; i++) printf "| %s | %s | %s | %s |\n", names[i], conn[names[i]], hold[names[i]], tot[names[i]]
-}' "$OUT/results.csv" >"$OUT/results.md"
+bash tests/bench/report.sh "$CSV" "$QUICK" >"$OUT/results.md"
 
 # ---- the plots -------------------------------------------------------------------
 
-if ! command -v gnuplot >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    log "installing gnuplot-nox for the plots"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gnuplot-nox \
-        >"$OUT/apt.log" 2>&1 || log "gnuplot could not be installed; no plots"
-fi
 if command -v gnuplot >/dev/null 2>&1; then
-    plots=()
-    for c in "${CHAPTERS[@]}"; do
-        awk -F, -v c="$c" '$1 == c && $2 == "fanout" && $6 == 1 {
-            printf "%s/%s %s %s\n", $3, $4, $9, $11 }' "$OUT/results.csv" >"$OUT/$c.dat"
-        [ -s "$OUT/$c.dat" ] && plots+=("$c")
-    done
-    awk -F, '$2 == "hold" && $6 == 1 { print $1, $18 }' "$OUT/results.csv" >"$OUT/memory.dat"
-    if [ "${#plots[@]}" -gt 0 ]; then
-        dps="" p99=""
-        for c in "${plots[@]}"; do
-            dps+="'$OUT/$c.dat' using 0:2:xtic(1) with linespoints title '$c', "
-            p99+="'$OUT/$c.dat' using 0:3:xtic(1) with linespoints title '$c', "
-        done
-        gnuplot <<EOF || log "gnuplot failed; no plots"
-set terminal pngcairo size 800,500 noenhanced
-set grid
-set key left top
-set xlabel 'clients/senders'
-set output '$OUT/deliveries.png'
-set ylabel 'deliveries per second'
-set logscale y
-plot ${dps%, }
-set output '$OUT/p99.png'
-set ylabel 'p99 latency (µs)'
-plot ${p99%, }
-unset logscale y
-set output '$OUT/memory.png'
-set ylabel 'Pss per idle client (KiB)'
-set xlabel 'chapter'
-set style fill solid 0.5
-set boxwidth 0.6
-set yrange [0:*]
-plot '$OUT/memory.dat' using 0:2:xtic(1) with boxes notitle
-EOF
-    fi
+    bash tests/bench/plot.sh "$CSV" "$OUT" || log "gnuplot failed; no plots"
 else
     log "gnuplot is not installed; no plots"
 fi
 
 cat "$OUT/results.md"
-log "results: $OUT/results.csv $OUT/results.md"
+log "results: $CSV $OUT/results.md"
 if [ "$FAILED" != 0 ]; then
     log "some runs failed (exactness or deadline): see $OUT/runs.log and $OUT/loadgen.log"
     exit 1

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# The markdown tables of a benchmark run, from its CSV (tests/bench/run.sh):
+#
+#   tests/bench/report.sh build/bench/results.csv [QUICK] > results.md
+#
+# Four tables: the fan-out matrix (with each row's ratio to Redis at the
+# same load), the paced run, connecting and holding clients, and the
+# figures issue 7 asks for, each marked reached or not.
+set -euo pipefail
+csv=${1:?usage: report.sh RESULTS.CSV [QUICK]}
+quick=${2:-0}
+
+awk -F, -v quick="$quick" '
+NR == 1 { next }
+{ row[++nr] = $0 }
+!($1 in seen) { seen[$1] = 1; names[++nn] = $1 }
+$2 == "fanout" && $7 == 1 { dps[$1, $3 "/" $4] = $10 }
+$2 == "paced" && $7 == 1 { p99[$1] = $12 }
+$2 == "hold" && $7 == 1 { kib[$1] = $21; held[$1] = $3; joinrate[$1] = $19 }
+function ratio(a, b) { return (a != "" && b != "" && b > 0) ? a / b : "" }
+function fmt(x, d) { return x == "" ? "–" : sprintf("%." d "f", x) }
+function target(what, got, want, more_is_better, unit,   ok) {
+    if (got == "") { printf "| %s | not measured | – |\n", what; return }
+    ok = more_is_better ? got >= want : got <= want
+    printf "| %s | %s%s | %s |\n", what, fmt(got, 2), unit, ok ? "yes" : "**no**"
+}
+END {
+    printf "Fan-out: 32-byte messages, window 64, %s. CPU %% is of one core.\n\n",
+        (quick == 1 ? "one short run each (QUICK=1)" : "median of 3 runs")
+    print "| server | clients | senders | deliveries/s | × Redis | p50 µs | p99 µs | p99.9 µs | max µs | server CPU s per M deliveries | generator CPU s per M deliveries | server CPU % | generator CPU % | exact |"
+    print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    for (i = 1; i <= nr; i++) {
+        split(row[i], f, ",")
+        if (f[2] != "fanout") continue
+        if (f[7] != 1) {
+            printf "| %s | %s | %s | FAILED | – | – | – | – | – | – | – | – | – | **no** |\n", f[1], f[3], f[4]
+            continue
+        }
+        printf "| %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s | yes |\n",
+            f[1], f[3], f[4], f[10], fmt(ratio(f[10], dps["redis", f[3] "/" f[4]]), 2),
+            f[11], f[12], f[13], f[14], f[15], f[16], f[17], f[18]
+    }
+    print ""
+    print "Paced: each sender sends at a fixed rate, so that the room gets 1 M deliveries/s in all; latency from each message'"'"'s scheduled send time."
+    print ""
+    print "| server | clients | senders | messages/s per sender | deliveries/s | p50 µs | p99 µs | p99.9 µs | max µs | server CPU s per M deliveries | server CPU % | generator CPU % | exact |"
+    print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    for (i = 1; i <= nr; i++) {
+        split(row[i], f, ",")
+        if (f[2] != "paced") continue
+        if (f[7] != 1) {
+            printf "| %s | %s | %s | %s | FAILED | – | – | – | – | – | – | – | **no** |\n", f[1], f[3], f[4], f[5]
+            continue
+        }
+        printf "| %s | %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | yes |\n",
+            f[1], f[3], f[4], f[5], f[10], f[11], f[12], f[13], f[14], f[15], f[17], f[18]
+    }
+    print ""
+    print "| server | connects/s | idle clients held | connects/s while they joined | idle Pss KiB per client | server Pss MiB while holding |"
+    print "|---|---:|---:|---:|---:|---:|"
+    for (j = 1; j <= nn; j++) {
+        c = names[j]; conn = "–"; h = "–"; jr = "–"; per = "–"; tot = "–"
+        for (i = 1; i <= nr; i++) {
+            split(row[i], f, ",")
+            if (f[1] != c) continue
+            if (f[2] == "connect")
+                conn = f[7] == 1 ? sprintf("%.0f (%s clients)", f[19], f[3]) : "FAILED"
+            if (f[2] == "hold") {
+                h = f[3]
+                if (f[7] == 1) {
+                    jr = sprintf("%.0f", f[19]); per = sprintf("%.1f", f[21])
+                    tot = sprintf("%.0f", f[20] / 1024)
+                } else {
+                    jr = per = tot = "FAILED"
+                }
+            }
+        }
+        printf "| %s | %s | %s | %s | %s | %s |\n", c, conn, h, jr, per, tot
+    }
+    print ""
+    print "The figures issue 7 asks for, from this run:"
+    print ""
+    print "| figure | measured | reached |"
+    print "|---|---:|---|"
+    target("step02 deliveries/s ÷ Redis at (100,10), want ≥ 1.5", ratio(dps["step02", "100/10"], dps["redis", "100/10"]), 1.5, 1, "×")
+    target("step02 deliveries/s ÷ Redis at (1000,10), want ≥ 1.5", ratio(dps["step02", "1000/10"], dps["redis", "1000/10"]), 1.5, 1, "×")
+    target("step02 deliveries/s ÷ Redis at (10,1), want ≥ 0.9", ratio(dps["step02", "10/1"], dps["redis", "10/1"]), 0.9, 1, "×")
+    target("step02 p99 ÷ Redis p99, paced 1 M deliveries/s, want ≤ 1", ratio(p99["step02"], p99["redis"]), 1.0, 0, "×")
+    target("step01 deliveries/s ÷ Redis at (100,10), want ≥ 1.0", ratio(dps["step01", "100/10"], dps["redis", "100/10"]), 1.0, 1, "×")
+    target("step03 deliveries/s ÷ step02 at (100,10), want ≥ 0.33", ratio(dps["step03", "100/10"], dps["step02", "100/10"]), 0.33, 1, "×")
+    target("step04 deliveries/s ÷ step02 at (1000,10), want ≥ 1.0", ratio(dps["step04", "1000/10"], dps["step02", "1000/10"]), 1.0, 1, "×")
+    target(sprintf("step04 Pss per idle client (%s held), want ≤ 4 KiB", held["step04"] == "" ? "–" : held["step04"]), kib["step04"], 4, 0, " KiB")
+    target("step04 connects/s ÷ step02 while the idle clients joined, want ≥ 1.0", ratio(joinrate["step04"], joinrate["step02"]), 1.0, 1, "×")
+}' "$csv"
