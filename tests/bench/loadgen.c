@@ -229,8 +229,8 @@ self_cpu_s(void)
     struct rusage ru;
 
     getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
 /**
@@ -253,7 +253,7 @@ proc_stat(long pid, long *ppid, unsigned long long *own,
     if (f == NULL)
         return false;
     size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
+    (void)fclose(f); /* read-only: nothing to lose at close */
     buf[n] = '\0';
     /* The command name may hold spaces and parentheses: fields start
      * after the last ')'. Field 3 (state) comes first. */
@@ -262,6 +262,9 @@ proc_stat(long pid, long *ppid, unsigned long long *own,
         return false;
     char state;
     unsigned long long ut, st, cut, cst;
+    /* The kernel writes these fields: numbers that fit their types, so
+     * sscanf's unreported overflow cannot happen. */
+    /* NOLINTNEXTLINE(cert-err34-c) */
     if (sscanf(p + 1,
                " %c %ld %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu "
                "%llu",
@@ -301,9 +304,11 @@ proc_threads_ns(long pid)
         FILE *f = fopen(path, "r");
         if (f == NULL)
             continue; /* the thread just ended */
+        /* The kernel's number: it fits (see proc_stat()). */
+        /* NOLINTNEXTLINE(cert-err34-c) */
         if (fscanf(f, "%llu", &ns) == 1)
             total += ns;
-        fclose(f);
+        (void)fclose(f); /* read-only: nothing to lose at close */
     }
     closedir(d);
     return total;
@@ -691,10 +696,16 @@ on_line(struct gen *g, size_t r, const char *line, size_t len, uint64_t now)
     static const char welcome[] = "* welcome, you are user";
 
     if (c->state == CONN_WELCOME) {
-        unsigned long id;
+        const char *digits = line + sizeof welcome - 1;
+        char *end = NULL;
+        unsigned long id = 0;
+        /* strtoul stops at the ' ' after the id; the line's '\n' is in
+         * the buffer, so it never reads past the line either. */
         if (len > sizeof welcome - 1 &&
-            memcmp(line, welcome, sizeof welcome - 1) == 0 &&
-            sscanf(line + sizeof welcome - 1, "%lu", &id) == 1) {
+            memcmp(line, welcome, sizeof welcome - 1) == 0 && *digits >= '0' &&
+            *digits <= '9')
+            id = strtoul(digits, &end, 10);
+        if (end != NULL && *end == ' ') {
             c->id = id;
             c->state = CONN_READY;
             g->inflight--;
@@ -1615,9 +1626,10 @@ main(int argc, char **argv)
     struct sigaction sa = {.sa_handler = on_stop_signal};
 
     parse_options(&g, argc, argv);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    struct sigaction ign = {.sa_handler = SIG_IGN};
+    if (sigaction(SIGINT, &sa, NULL) < 0 || sigaction(SIGTERM, &sa, NULL) < 0 ||
+        sigaction(SIGPIPE, &ign, NULL) < 0)
+        die_errno("cannot set up signal handling");
     gen_init(&g);
     raise_fd_limit(g.nconns + 16);
     /* Paced sends are due every few microseconds: wake on time, not up
@@ -1632,8 +1644,9 @@ main(int argc, char **argv)
 
     if (ok && g.fanout) {
         /* For a profiler waiting to start (tests/bench/profile.sh). */
-        printf("sending clients=%zu\n", g.ready);
-        fflush(stdout);
+        if (printf("sending clients=%zu\n", g.ready) < 0 ||
+            fflush(stdout) == EOF)
+            die_errno("cannot write to standard output");
         double cpu0 = self_cpu_s(), srv0 = server_cpu_s(o->server_pid);
         uint64_t start = ns_since(&g.t0);
         g.start_ns = start;
@@ -1656,8 +1669,9 @@ main(int argc, char **argv)
             ok = false;
         }
     } else if (ok && strcmp(o->mode, "hold") == 0) {
-        printf("holding clients=%zu\n", g.ready);
-        fflush(stdout);
+        if (printf("holding clients=%zu\n", g.ready) < 0 ||
+            fflush(stdout) == EOF)
+            die_errno("cannot write to standard output");
         uint64_t end = ns_since(&g.t0) + (uint64_t)(o->hold_s * 1e9);
         if (end < g.deadline_ns)
             g.deadline_ns = end;
@@ -1685,6 +1699,8 @@ main(int argc, char **argv)
            hist_percentile_us(&g, 0.50), hist_percentile_us(&g, 0.99),
            hist_percentile_us(&g, 0.999), (double)g.max_ns / 1e3, gen_cpu,
            srv_cpu, (unsigned long long)g.errors, ok ? 1 : 0);
-    fflush(stdout);
+    /* The result line is what run.sh reads: losing it is a failure. */
+    if (fflush(stdout) == EOF)
+        die_errno("cannot write the result line");
     return ok ? 0 : 1;
 }

@@ -347,16 +347,16 @@ ${line:4092}"
     # server's per-client limit), each sent once b has all of the last
     # one: b is a reader that keeps up, however the machine schedules it,
     # and only the peer that never reads falls behind.
-    local chunk=$BATS_TEST_TMPDIR/chunk lines=200 rounds=100 k
-    local n=$((lines * rounds)) got base
+    local chunk=$BATS_TEST_TMPDIR/chunk per=200 rounds=100 k
+    local n=$((per * rounds)) got base
     got=$(out_of b)
     base=$(stat -c %s "$got")
     for ((k = 0; k < rounds; k++)); do
-        seq -f "%0900g" $((k * lines + 1)) $(((k + 1) * lines)) >"$chunk"
+        seq -f "%0900g" $((k * per + 1)) $(((k + 1) * per)) >"$chunk"
         send_file a "$chunk"
         # "user1: " + 900 digits + "\n" is 908 bytes a line.
         wait_until "b to receive chunk $k" \
-            size_at_least "$got" $((base + (k + 1) * lines * 908))
+            size_at_least "$got" $((base + (k + 1) * per * 908))
     done
     expect b "* user3 left"
     expect b "user1: $(printf '%0900d' "$n")"
