@@ -42,7 +42,7 @@ PORT ?= 4444
 .PHONY: all help test unit deps docs bench demo run diff clean compile_commands.json \
         $(STEP_NAMES) $(MISSING)
 
-all: $(STEP_NAMES) $(B)/tests/test_line
+all: $(STEP_NAMES) $(B)/tests/test_line $(B)/tests/test_outq
 
 help:
 	@echo "Targets (chapters present: $(STEP_NAMES))"
@@ -86,6 +86,10 @@ $(MISSING):
 	@exit 1
 
 $(B)/tests/test_line: $(B)/obj/tests/unit/test_line.o $(COMMON_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tests/test_outq: $(B)/obj/tests/unit/test_outq.o $(COMMON_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -134,7 +138,7 @@ bench:
 
 # ---- testing ---------------------------------------------------------------
 
-unit: $(B)/tests/test_line
+unit: $(B)/tests/test_line $(B)/tests/test_outq
 	bats tests/unit
 
 test:
