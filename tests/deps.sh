@@ -3,9 +3,23 @@
 #
 #   tests/deps.sh check [TOOL...]   exit 0 if every (or every named) tool is
 #                                   present, else name what is missing
-#   tests/deps.sh install           apt-get install what is missing (as root),
-#                                   or print the exact command to run
+#   tests/deps.sh install [TOOL...] apt-get install what is missing of every
+#                                   (or every named) tool (as root), or print
+#                                   the exact command to run
+#
+# Without names, both mean the tools of the tests, the demo and the docs.
+# `make fuzz` names its own: clang and libfuzzer (clang's libFuzzer
+# runtime, which Debian 12 only recommends: with --no-install-recommends
+# clang comes without it).
 set -u
+
+# clang_major: clang's major version (14 on Debian 12), for the name of the
+# package of its runtime libraries.
+clang_major() {
+    local v
+    v=$(clang --version 2>/dev/null | sed -n 's/.*clang version \([0-9]*\).*/\1/p')
+    echo "${v:-14}"
+}
 
 # tool -> Debian package that provides it
 declare -A PKG=(
@@ -19,6 +33,8 @@ declare -A PKG=(
     [dot]=graphviz
     [perl]=perl-base
     [script]=bsdutils
+    [clang]=clang
+    [libfuzzer]=libclang-rt-$(clang_major)-dev
 )
 ORDER=(bats bats-support bats-assert parallel socat nc doxygen dot perl script)
 
@@ -28,6 +44,12 @@ present() {
     bats-support | bats-assert) [ -f "/usr/lib/bats/$1/load.bash" ] ;;
     # The tests use OpenBSD nc's -N (shut down on end of input).
     nc) [ -x /bin/nc.openbsd ] && command -v nc >/dev/null ;;
+    # -print-file-name prints the bare name when the file is not there.
+    libfuzzer)
+        local f
+        f="libclang_rt.fuzzer-$(uname -m).a"
+        command -v clang >/dev/null && [ -f "$(clang -print-file-name="$f")" ]
+        ;;
     *) command -v "$1" >/dev/null ;;
     esac
 }
@@ -50,7 +72,8 @@ check)
     fi
     ;;
 install)
-    pkgs=$(missing_packages)
+    shift
+    pkgs=$(missing_packages "$@")
     if [ -z "$pkgs" ]; then
         echo "deps: everything the tests need is installed"
         exit 0

@@ -257,6 +257,8 @@ raw(const char *in, size_t n, char **argv, int *argc)
     }
 }
 
+int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size);
+
 /**
  * @brief libFuzzer's entry point: one command line, every check.
  * @param in   the input (mode byte, then the command line's description).

@@ -270,6 +270,8 @@ check_rebuild(const struct msgs *m, const char *data, size_t n)
         fail("bytes of the stream are missing from the messages");
 }
 
+int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size);
+
 /**
  * @brief libFuzzer's entry point: one input, every check.
  * @param in the input (split plan, then stream).

@@ -174,6 +174,8 @@ fuzz_format(const char *in, size_t n)
     check_format((struct sockaddr *)&ss, text);
 }
 
+int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size);
+
 /**
  * @brief libFuzzer's entry point.
  * @param in   the input (mode byte, then HOST\0PORT or address bytes).

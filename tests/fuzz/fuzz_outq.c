@@ -287,6 +287,8 @@ op_flush(struct outq *q)
     check_queue(q);
 }
 
+int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size);
+
 /**
  * @brief libFuzzer's entry point: one script on a fresh queue.
  * @param in   the script.
