@@ -347,6 +347,8 @@ buf_add(struct buf *b, const void *d, size_t n)
 static void
 buf_drop(struct buf *b, size_t n)
 {
+    if (n == 0)
+        return; /* b->p may still be NULL */
     memmove(b->p, b->p + n, b->len - n);
     b->len -= n;
 }
@@ -527,6 +529,7 @@ struct view {
 /** A connection the fuzzer plays. */
 struct peer {
     enum kind kind; /**< what it is for */
+    size_t index; /**< its place in #peers */
     int fd; /**< its socket, -1 once closed */
     int port; /**< its local port, to find it in /proc */
     unsigned long id; /**< user<id>, from its welcome */
@@ -538,6 +541,7 @@ struct peer {
     bool victim; /**< the fuzzer killed the process serving it */
     bool dropped; /**< the server dropped it before it ended */
     bool half_closed; /**< waits for the server to close after EOF */
+    bool retired; /**< done, heard leaving: its bytes are freed */
     uint64_t join_seq; /**< #event_seq when it was welcomed */
     uint64_t end_seq; /**< #event_seq when it finished */
     int64_t connect_at; /**< when the connection was started */
@@ -575,7 +579,9 @@ peer_new(enum kind kind)
     memset(p, 0, sizeof *p);
     p->kind = kind;
     p->fd = -1;
-    peers = xrealloc(peers, (npeers + 1) * sizeof *peers);
+    p->index = npeers;
+    if ((npeers & (npeers - 1)) == 0) /* grow at powers of two */
+        peers = xrealloc(peers, (npeers ? npeers * 2 : 1) * sizeof *peers);
     peers[npeers] = p;
     return npeers++;
 }
@@ -611,10 +617,7 @@ peer_by_id(unsigned long id)
 static size_t
 peer_index(const struct peer *p)
 {
-    for (size_t i = npeers; i-- > 0;)
-        if (peers[i] == p)
-            return i;
-    return SIZE_MAX;
+    return p->index;
 }
 
 /**
@@ -1179,6 +1182,10 @@ hear_line(struct peer *r, const char *p, size_t n)
     struct view *v = view_of(r, peer_index(s));
     const char *msg = p + at + 2;
     size_t mlen = n - at - 2;
+    if (s->retired)
+        failf("user%lu heard a message from user%lu, which had left (and "
+              "been heard leaving) before: '%s'",
+              r->id, id, escape(msg, mlen, shown, 80));
     if (v->left)
         failf("user%lu heard a message from user%lu after its leave: '%s'",
               r->id, id, escape(msg, mlen, shown, 80));
@@ -1958,6 +1965,50 @@ sync_round(void)
 }
 
 /**
+ * @brief Frees what finished clients no longer need, so that a long run
+ *        stays small.
+ *
+ * A reader that is gone needs no views. A fuzz client or probe that is
+ * closed and was heard leaving by an observer can send nothing more: its
+ * bytes go (a later message from it is a failure of its own).
+ */
+static void
+retire(void)
+{
+    for (size_t i = 0; i < npeers; i++) {
+        struct peer *p = peers[i];
+        if (p->retired || !p->finished || p->fd >= 0)
+            continue;
+        free(p->views);
+        p->views = NULL;
+        p->nviews = 0;
+        free(p->rx.p);
+        p->rx = (struct buf){0};
+        if (p->kind == OBSERVER)
+            continue;
+        bool heard = false;
+        for (size_t j = 0; j < npeers && !heard; j++) {
+            struct peer *o = peers[j];
+            heard = o->kind == OBSERVER && !o->finished && i < o->nviews &&
+                    o->views[i].left;
+        }
+        if (!heard)
+            continue;
+        free(p->payload.p);
+        free(p->msgs.bytes.p);
+        free(p->msgs.off);
+        free(p->msgs.len);
+        free(p->msgs.line.p);
+        free(p->pieces);
+        p->payload = p->msgs.bytes = p->msgs.line = (struct buf){0};
+        p->msgs.off = p->msgs.len = NULL;
+        p->pieces = NULL;
+        p->npieces = p->next = 0;
+        p->retired = true;
+    }
+}
+
+/**
  * @brief Connects a client and waits for its welcome.
  * @param p the client.
  */
@@ -2086,6 +2137,8 @@ play_round(unsigned round)
         probe->half_closed = true;
     peer_finish(probe);
     st.probes++;
+
+    retire();
 
     /* Close what is done with (the probe is closed by the next round):
      * its leave is awaited by the next sync. */
