@@ -19,7 +19,8 @@
  *   sometimes in the middle of its bytes, or stays to the round's end;
  * - random signals reach the server: SIGPIPE and SIGCHLD (every step),
  *   SIGHUP to the server and to its whole process group (step 2 on),
- *   SIGHUP to a child and SIGKILL of a child or worker (steps 3 and 4);
+ *   SIGHUP or SIGPIPE to a child, SIGKILL of a child or worker (steps 3
+ *   and 4);
  * - at the end every observer sends a sync line, and the fuzzer waits
  *   until every observer has heard every other one's sync and every leave.
  *
@@ -1805,7 +1806,8 @@ struct sig_event {
 /**
  * @brief Sends one of the round's signals.
  * @param what 0 SIGPIPE, 1 SIGCHLD, 2 SIGHUP, 3 SIGHUP to the group,
- *             4 SIGHUP to a child, 5 SIGKILL of a child or worker.
+ *             4 SIGHUP or SIGPIPE to a child, 5 SIGKILL of a child or
+ *             worker.
  * @param r    the round's stream (picks the child).
  * @return false if it must wait (a connection is being set up).
  */
@@ -1835,7 +1837,8 @@ send_signal(int what, struct rng *r)
         return true;
     pid_t pid = kids[rng_below(r, n)];
     if (what == 4) {
-        kill(pid, SIGHUP);
+        /* Children leave SIGHUP to the parent and ignore SIGPIPE. */
+        kill(pid, chance(r, 50) ? SIGHUP : SIGPIPE);
         st.signals++;
         return true;
     }
