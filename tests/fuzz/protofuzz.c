@@ -4,11 +4,12 @@
  *        well-behaved ones that must hear exactly what was said.
  *
  *     protofuzz [-s SEED] [-r ROUNDS] [-t SECONDS] [-S STEP] [-b BYTES]
- *               [-o OBSERVERS] [-q] SERVER [SERVER-OPTIONS...]
+ *               [-o OBSERVERS] [-w MS] [-q] SERVER [SERVER-OPTIONS...]
  *
  * It starts `SERVER SERVER-OPTIONS... 127.0.0.1 0` in a process group of
  * its own, reads the `listening on` line, and plays rounds until ROUNDS
- * or SECONDS run out. In one round:
+ * or SECONDS run out (`-t 0`: no time limit). `protofuzz` without
+ * arguments explains the options. In one round:
  *
  * - a few **observers** (well-behaved clients that stay connected from
  *   round to round) send ordinary lines now and then;
@@ -1606,7 +1607,7 @@ add_chunk(struct rng *r, struct buf *b, size_t room)
         size_t len = edges[rng_below(r, 10)];
         size_t start = b->len;
         add_text(r, b, len);
-        if (chance(r, 50))
+        if (len > PIECE && chance(r, 50))
             b->p[start + PIECE] = '\r'; /* byte 1024 */
         if (chance(r, 30))
             b->p[start + len - 1] = '\r';
@@ -1853,11 +1854,6 @@ send_signal(int what, struct rng *r)
     return true;
 }
 
-/** What the round's end waits for. */
-struct sync_arg {
-    size_t first; /**< first client of the round */
-};
-
 /**
  * @brief cond_fn: every observer has heard every other observer's messages
  *        and every leave it must hear; every half-closed and every killed
@@ -2023,19 +2019,16 @@ connect_and_welcome(struct peer *p)
 }
 
 /**
- * @brief Plays one round (see the file comment).
- * @param round its number, from 1.
+ * @brief Tops the observers up to their number (some may have been killed)
+ *        and plans their lines for the round.
+ * @param round the round.
+ * @return the observers connected.
  */
-static void
-play_round(unsigned round)
+static size_t
+observers_for_round(unsigned round)
 {
-    struct rng rr = rng_for(round, 0);
-    size_t first = npeers;
-    unsigned long bytes0 = (unsigned long)st.bytes;
-
-    cur_round = round;
-    /* Observers: replace the ones killed in the last round. */
     size_t live = 0;
+
     for (size_t i = 0; i < npeers; i++)
         if (peers[i]->kind == OBSERVER && !peers[i]->finished)
             live++;
@@ -2055,43 +2048,69 @@ play_round(unsigned round)
         if (o->next < o->npieces && o->done == 0)
             o->due = now_ms() + o->pieces[o->next].delay_ms;
     }
+    return live;
+}
 
-    /* The fuzz clients and the signals of this round. */
-    size_t nfuzz = 1 + rng_below(&rr, MAX_FUZZ);
+/**
+ * @brief Draws the round's signals: what, and when.
+ * @param rr   the round's stream.
+ * @param sigs receives them; room for #MAX_SIGNALS + 1.
+ * @return how many.
+ */
+static size_t
+plan_signals(struct rng *rr, struct sig_event *sigs)
+{
+    int kinds = opt.step >= 3 ? 5 : opt.step == 2 ? 4 : 2;
+    size_t n = 0;
+
+    for (size_t i = rng_below(rr, MAX_SIGNALS + 1); i > 0; i--)
+        sigs[n++] =
+            (struct sig_event){(int64_t)rng_below(rr, 400),
+                               (int)rng_below(rr, (size_t)kinds), false};
+    if (opt.step >= 3 && chance(rr, 30)) /* a SIGKILL */
+        sigs[n++] = (struct sig_event){(int64_t)rng_below(rr, 400), 5, false};
+    return n;
+}
+
+/**
+ * @brief The round's hostile part: fuzz clients connect one after another
+ *        and play their plans, signals go off, until all have ended (or
+ *        wait for the round's end) and every signal is sent.
+ * @param round the round.
+ * @param rr    the round's stream.
+ * @param nfuzz fuzz clients to connect.
+ * @param sigs  the round's signals.
+ * @param nsigs how many.
+ */
+static void
+fuzz_phase(unsigned round, struct rng *rr, size_t nfuzz, struct sig_event *sigs,
+           size_t nsigs)
+{
     int64_t start = now_ms();
     int64_t fuzz_at[MAX_FUZZ];
+    size_t first = npeers, launched = 0;
+    struct peer *connecting = NULL;
+
     for (size_t i = 0; i < nfuzz; i++)
-        fuzz_at[i] = (int64_t)rng_below(&rr, 300);
+        fuzz_at[i] = (int64_t)rng_below(rr, 300);
     for (size_t i = 1; i < nfuzz; i++) /* in order of start */
         for (size_t j = i; j > 0 && fuzz_at[j - 1] > fuzz_at[j]; j--) {
             int64_t t = fuzz_at[j];
             fuzz_at[j] = fuzz_at[j - 1];
             fuzz_at[j - 1] = t;
         }
-    struct sig_event sigs[MAX_SIGNALS + 1];
-    size_t nsigs = 0;
-    int kinds = opt.step >= 3 ? 5 : opt.step == 2 ? 4 : 2;
-    for (size_t i = rng_below(&rr, MAX_SIGNALS + 1); i > 0; i--)
-        sigs[nsigs++] =
-            (struct sig_event){(int64_t)rng_below(&rr, 400),
-                               (int)rng_below(&rr, (size_t)kinds), false};
-    if (opt.step >= 3 && chance(&rr, 30))
-        sigs[nsigs++] =
-            (struct sig_event){(int64_t)rng_below(&rr, 400), 5, false};
-
-    size_t launched = 0;
-    struct peer *connecting = NULL;
     for (;;) {
         int64_t t = now_ms() - start;
         if (connecting != NULL && connecting->welcomed)
             connecting = NULL;
+        /* One connection at a time: ids then follow our order, and a
+         * SIGKILL always knows every connection a process holds. */
         if (connecting == NULL && launched < nfuzz && fuzz_at[launched] <= t) {
             size_t k = peer_new(FUZZ);
             struct peer *f = peers[k];
             struct rng fr = rng_for(round, 1 + launched);
             plan_fuzz(f, &fr, opt.budget / nfuzz);
-            if (f->npieces > 0)
-                f->due = 0; /* as soon as it is welcomed */
+            f->due = 0; /* as soon as it is welcomed */
             peer_connect(f);
             st.fuzz_clients++;
             connecting = f;
@@ -2099,16 +2118,14 @@ play_round(unsigned round)
         }
         for (size_t i = 0; i < nsigs; i++)
             if (!sigs[i].done && sigs[i].at <= t)
-                sigs[i].done = send_signal(sigs[i].what, &rr);
+                sigs[i].done = send_signal(sigs[i].what, rr);
         bool busy = launched < nfuzz || connecting != NULL;
         for (size_t i = 0; i < nsigs && !busy; i++)
             busy = !sigs[i].done;
-        for (size_t i = first; i < npeers && !busy; i++) {
-            struct peer *f = peers[i];
-            busy = f->kind == FUZZ && wants_write(f);
-        }
+        for (size_t i = first; i < npeers && !busy; i++)
+            busy = peers[i]->kind == FUZZ && wants_write(peers[i]);
         if (!busy)
-            break;
+            return;
         if (connecting != NULL &&
             now_ms() - connecting->connect_at > opt.wait_ms)
             failf("timed out after %ld ms waiting for a new client's "
@@ -2118,8 +2135,17 @@ play_round(unsigned round)
             failf("the round's writes did not finish within 60 s");
         loop_once(10);
     }
+}
 
-    /* The round's end: everyone still there ends; observers sync. */
+/**
+ * @brief The round's end: the fuzz clients still there end, observers
+ *        sync, the server is checked, a fresh client must be welcomed.
+ * @param round the round.
+ * @param first the round's first fuzz client.
+ */
+static void
+end_round(unsigned round, size_t first)
+{
     for (size_t i = first; i < npeers; i++) {
         struct peer *f = peers[i];
         if (f->kind == FUZZ && !f->finished)
@@ -2131,7 +2157,8 @@ play_round(unsigned round)
     sync_round();
     server_check();
 
-    /* A fresh client must be welcomed; it leaves at once. */
+    /* A fresh client must be welcomed; it leaves at once, and the next
+     * sync awaits its leave. */
     size_t k = peer_new(PROBE);
     struct peer *probe = peers[k];
     probe->exact = probe->reads = true;
@@ -2142,19 +2169,36 @@ play_round(unsigned round)
     st.probes++;
 
     retire();
-
-    /* Close what is done with (the probe is closed by the next round):
-     * its leave is awaited by the next sync. */
     for (size_t i = 0; i < npeers; i++) {
         struct peer *p = peers[i];
         if (p->fd >= 0 && p->finished && p != probe && (p->eof || !p->reads))
             peer_close(p, false);
     }
+}
+
+/**
+ * @brief Plays one round (see the file comment).
+ * @param round its number, from 1.
+ */
+static void
+play_round(unsigned round)
+{
+    struct rng rr = rng_for(round, 0);
+    unsigned long long bytes0 = st.bytes;
+    struct sig_event sigs[MAX_SIGNALS + 1];
+
+    cur_round = round;
+    size_t live = observers_for_round(round);
+    size_t first = npeers;
+    size_t nfuzz = 1 + rng_below(&rr, MAX_FUZZ);
+    size_t nsigs = plan_signals(&rr, sigs);
+    fuzz_phase(round, &rr, nfuzz, sigs, nsigs);
+    end_round(round, first);
     st.rounds++;
     if (!opt.quiet)
-        printf("round %u: %zu fuzz clients, %lu bytes, %zu observers, %zu "
+        printf("round %u: %zu fuzz clients, %llu bytes, %zu observers, %zu "
                "signals\n",
-               round, nfuzz, (unsigned long)st.bytes - bytes0, live, nsigs);
+               round, nfuzz, st.bytes - bytes0, live, nsigs);
     fflush(stdout);
 }
 
