@@ -173,7 +173,8 @@ show_server_stderr(void)
     if (n <= 0)
         return;
     buf[n] = '\0';
-    fprintf(stderr, "--- the server's stderr (last %zd bytes):\n%s", n, buf);
+    fprintf(stderr, "--- the server's stderr (last %zd bytes; all in %s):\n%s",
+            n, err_path, buf);
     if (buf[n - 1] != '\n')
         fputc('\n', stderr);
 }
@@ -511,13 +512,19 @@ struct piece {
  * message on: #cursor is the next one. For a sender that was there before
  * the reader, the first message heard may be one it wrote just before the
  * reader joined (the server had not relayed it yet) -- but none after a
- * gap. Where it starts is then known only up to equal messages (many
+ * gap, and none that an observer had heard before the reader even
+ * connected (#k_min: the server had relayed it while the reader was not
+ * there). Where it starts is then known only up to equal messages (many
  * empty lines look alike), so the possible starts are kept in #cand until
  * one is left.
  */
 struct view {
     size_t cursor; /**< next expected message of that sender */
     size_t k_join; /**< that sender's messages when the reader joined */
+    size_t k_min; /**< its messages an observer heard before the reader
+                       connected: the reader must not hear them */
+    bool old_join; /**< its join was heard before the reader connected */
+    bool old_left; /**< its leave was heard before the reader connected */
     bool before; /**< the sender was there before the reader joined */
     bool joined; /**< its join was heard */
     bool left; /**< its leave was heard */
@@ -974,12 +981,62 @@ mark_victims(pid_t pid)
 static void
 views_start(struct peer *r)
 {
+    for (size_t i = 0; i < r->nviews; i++) {
+        r->views[i].k_join = r->views[i].cursor = peers[i]->msgs.n;
+        r->views[i].before = true;
+    }
+}
+
+/**
+ * @brief How many of the sender's messages the observer has surely heard.
+ * @param v the observer's view of the sender.
+ * @return the count (0 if it has heard none since it joined).
+ */
+static size_t
+view_heard(const struct view *v)
+{
+    if (!v->before || v->resolved)
+        return v->cursor;
+    return v->started ? v->cand[0] + v->heard : 0;
+}
+
+static void hear(struct peer *r);
+
+/**
+ * @brief Right before a reader connects: what the observers have heard
+ *        so far was relayed while it was not there, and must not reach it.
+ *
+ * Every client there now gets a view in the new reader; the observers'
+ * streams are checked up to here first (no client is being connected,
+ * so every id they may name is known).
+ * @param r the reader about to connect (already in #peers).
+ */
+static void
+views_before_connect(struct peer *r)
+{
+    for (size_t j = 0; j < npeers; j++) {
+        struct peer *o = peers[j];
+        if (o != r && o->kind == OBSERVER && !o->finished && o->welcomed)
+            hear(o);
+    }
     r->views = xrealloc(NULL, npeers * sizeof *r->views);
     r->nviews = npeers;
-    for (size_t i = 0; i < npeers; i++)
-        r->views[i] = (struct view){.before = true,
-                                    .cursor = peers[i]->msgs.n,
-                                    .k_join = peers[i]->msgs.n};
+    for (size_t i = 0; i < npeers; i++) {
+        struct view *v = &r->views[i];
+        *v = (struct view){.before = true};
+        for (size_t j = 0; j < npeers; j++) {
+            struct peer *o = peers[j];
+            if (j == i || o == r || o->kind != OBSERVER || o->finished ||
+                i >= o->nviews)
+                continue;
+            const struct view *w = &o->views[i];
+            size_t k = view_heard(w);
+            if (k > v->k_min)
+                v->k_min = k;
+            v->old_join = v->old_join || w->joined;
+            v->old_left = v->old_left || w->left;
+        }
+    }
 }
 
 /**
@@ -1069,7 +1126,7 @@ hear_before(struct peer *r, struct peer *s, struct view *v, const char *msg,
     if (!v->started) {
         size_t top = v->k_join < s->msgs.n ? v->k_join + 1 : s->msgs.n;
         v->cand = xrealloc(NULL, (top + 1) * sizeof *v->cand);
-        for (size_t j = 0; j < top; j++)
+        for (size_t j = v->k_min; j < top; j++)
             if (msg_is(s, j, msg, len))
                 v->cand[kept++] = j;
         v->started = true;
@@ -1148,6 +1205,10 @@ hear_line(struct peer *r, const char *p, size_t n)
         if (v->left)
             failf("user%lu heard user%lu %s after its leave", r->id, id,
                   join ? "join" : "leave");
+        if ((join && v->old_join) || (left && v->old_left))
+            failf("user%lu heard user%lu %s, which an observer had heard "
+                  "before user%lu connected",
+                  r->id, id, join ? "join" : "leave", r->id);
         if (join) {
             if (v->joined || v->started || (!v->before && v->cursor > 0))
                 failf("user%lu heard user%lu join twice or after its "
@@ -2014,6 +2075,8 @@ retire(void)
 static void
 connect_and_welcome(struct peer *p)
 {
+    if (p->reads && p->kind != PROBE)
+        views_before_connect(p);
     peer_connect(p);
     wait_for(is_welcomed, p, "a new client's welcome");
 }
@@ -2111,6 +2174,8 @@ fuzz_phase(unsigned round, struct rng *rr, size_t nfuzz, struct sig_event *sigs,
             struct rng fr = rng_for(round, 1 + launched);
             plan_fuzz(f, &fr, opt.budget / nfuzz);
             f->due = 0; /* as soon as it is welcomed */
+            if (f->reads)
+                views_before_connect(f);
             peer_connect(f);
             st.fuzz_clients++;
             connecting = f;
