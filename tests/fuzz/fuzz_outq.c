@@ -38,7 +38,7 @@
 /** The queue's limit the servers use (HIGH_WATER in every step). */
 #define SERVER_LIMIT (256 * 1024)
 /** Most bytes the model lets the queue hold, so one input stays small. */
-#define MODEL_MAX (4 * 1024 * 1024)
+#define MODEL_MAX (640 * 1024)
 
 /** The script: input bytes consumed by operations and by the fakes. */
 static const uint8_t *script;
