@@ -57,7 +57,8 @@ help:
 	@echo "  make docs             the Doxygen site in build/docs (fails on any warning)"
 	@echo "  make bench            benchmark every chapter (QUICK=1: a one-minute smoke run)"
 	@echo "  make fuzz             libFuzzer on common/, then the protocol fuzzer on every"
-	@echo "                        chapter, FUZZ_SECONDS (default 60) each (FUZZ_SEED=, SERVER=)"
+	@echo "                        chapter, FUZZ_SECONDS (default 60) each (FUZZ_SEED=;"
+	@echo "                        your own server: SERVER=path FUZZ_STEPS=step02)"
 	@echo "  make deps             install bats, socat, nc, doxygen, graphviz... (apt-get)"
 	@echo "  make compile_commands.json   compilation database for editors (bear)"
 	@echo "  make clean            remove build/"
@@ -156,6 +157,7 @@ test:
 
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
+FUZZ_STEPS   ?= $(STEP_NAMES)
 FZ           := build/fuzz
 FUZZ_CFLAGS  := $(CSTD) $(WARN) -g -O1 -fno-omit-frame-pointer \
                 -fsanitize=fuzzer-no-link,address,undefined \
@@ -192,4 +194,4 @@ fuzz-build:
 fuzz:
 	@bash tests/deps.sh check clang libfuzzer || bash tests/deps.sh install clang libfuzzer
 	@$(MAKE) --no-print-directory fuzz-build
-	FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh $(STEP_NAMES)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh $(FUZZ_STEPS)
