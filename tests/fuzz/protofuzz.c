@@ -63,6 +63,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -769,6 +770,8 @@ server_start(void)
         /* A group of its own: a SIGHUP to the group reaches the server
          * and its children, never the fuzzer. */
         setpgid(0, 0);
+        /* Never outlive the fuzzer, even if it crashes. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         signal(SIGPIPE, SIG_DFL);
         dup2(out[1], STDOUT_FILENO);
         dup2(err, STDERR_FILENO);
