@@ -131,7 +131,10 @@ args_scan(int argc, char **argv, struct server_args *args, unsigned features,
                 return ARGS_BAD;
             break;
         default:
-            if (optopt != 0 && strchr(optstring + 1, optopt) != NULL)
+            /* ':' is in optstring but no option (found by
+             * tests/fuzz/fuzz_args.c: `-:` "needed an argument"). */
+            if (optopt != 0 && optopt != ':' &&
+                strchr(optstring + 1, optopt) != NULL)
                 snprintf(why, why_size, "option -%c needs an argument",
                          bad_option());
             else

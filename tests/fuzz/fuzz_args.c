@@ -9,9 +9,10 @@
  * - raw mode: the rest, split at NUL bytes, is argv[1..]; every verdict
  *   must be sound (check_verdict());
  * - model mode: the rest describes options in a shape getopt(3) parses
- *   one way only (`-v`, `-h`, `-n TEXT`, `-w TEXT`, `--`, HOST, PORT),
- *   and the verdict and the values must be what a plain reading of the
- *   SPEC's command line gives (model()).
+ *   one way only (`-v`, `-h`, `-n TEXT`, `-w TEXT`, an unknown option,
+ *   `--`, HOST, PORT), and the verdict, the values and the reason for an
+ *   unknown option must be what a plain reading of the SPEC's command
+ *   line gives (model()).
  *
  * A sound verdict: a reason is one line of printable text; an accepted
  * command line has limits in range and an address that parses back to
@@ -146,13 +147,14 @@ struct expect {
     long users; /**< `-n`, when accepted */
     long workers; /**< `-w`, when accepted */
     bool verbose; /**< `-v` */
+    char why[32]; /**< the reason for an unknown option, "" if not one */
 };
 
 /**
  * @brief Builds a command line in a shape getopt parses one way only, and
  *        what the SPEC says of it.
  *
- * Each step takes a byte: an option, `--`, or the operands; texts come
+ * Each step takes a byte: an option, or the operands; texts come
  * from the input up to a NUL. Operands are preceded by `--` whenever
  * HOST starts with '-', so getopt never reads them as options.
  * @param in       input bytes.
@@ -187,12 +189,29 @@ model(const char *in, size_t n, unsigned features, char **argv, int *argc,
     } while (0)
 
     while (at < n && *argc < MAX_ARGS - 4) {
-        unsigned char op = (unsigned char)in[at++] % 5;
+        unsigned char op = (unsigned char)in[at++] % 6;
         char *text;
         long v;
         if (op == 4)
             break; /* on to the operands */
-        if (op == 0) {
+        if (op == 5) {
+            /* An option byte no step knows ("--" would end the options). */
+            static char opts[MAX_ARGS][3];
+            unsigned char b = at < n ? (unsigned char)in[at++] : 'x';
+            if (b == 0 || strchr("hvnw-", b) != NULL)
+                b = 'x';
+            char *o = opts[*argc];
+            o[0] = '-';
+            o[1] = (char)b;
+            o[2] = '\0';
+            argv[(*argc)++] = o;
+            if (!decided) {
+                e->r = ARGS_BAD;
+                snprintf(e->why, sizeof e->why, "unknown option -%c",
+                         b < ' ' || b == 0x7f ? '?' : b);
+                decided = true;
+            }
+        } else if (op == 0) {
             argv[(*argc)++] = "-v";
             if (!decided)
                 e->verbose = true;
@@ -210,7 +229,8 @@ model(const char *in, size_t n, unsigned features, char **argv, int *argc,
             if (decided)
                 continue;
             if (w && !(features & ARGS_WORKERS)) {
-                e->r = ARGS_BAD; /* unknown option -w */
+                e->r = ARGS_BAD;
+                snprintf(e->why, sizeof e->why, "unknown option -w");
                 decided = true;
             } else if (!count_ok(text, w ? ARGS_WORKERS_MAX : ARGS_USERS_MAX,
                                  &v)) {
@@ -294,5 +314,7 @@ LLVMFuzzerTestOneInput(const uint8_t *in, size_t size)
     if (r == ARGS_OK && (args.users != e.users || args.workers != e.workers ||
                          args.verbose != e.verbose))
         fail("the values are not the ones given");
+    if (r == ARGS_BAD && e.why[0] != '\0' && strcmp(why, e.why) != 0)
+        fail("an unknown option is not reported as one");
     return 0;
 }

@@ -76,6 +76,16 @@ setup() {
     [ "${stderr_lines[0]}" = "server: unknown option -?" ]
 }
 
+@test "-: is an unknown option, not one that needs an argument" {
+    # Found by tests/fuzz/fuzz_args.c: ':' is in getopt's option string.
+    run --separate-stderr "$SERVER" -: 127.0.0.1 0
+    assert_failure 2
+    [ "${stderr_lines[0]}" = "server: unknown option -:" ]
+    run --separate-stderr "$SERVER" -n
+    assert_failure 2
+    [ "${stderr_lines[0]}" = "server: option -n needs an argument" ]
+}
+
 @test "a taken port is one clear line on stderr and exit 1" {
     server_start
     run --separate-stderr "$SERVER" 127.0.0.1 "$SERVER_PORT"
