@@ -40,10 +40,10 @@ HOST ?= 127.0.0.1
 PORT ?= 4444
 
 .PHONY: all help test unit deps docs bench profile demo run diff clean compile_commands.json \
-        lint valgrind \
+        lint valgrind fuzz fuzz-build \
         $(STEP_NAMES) $(MISSING)
 
-all: $(STEP_NAMES) $(B)/tests/test_line $(B)/tests/test_net
+all: $(STEP_NAMES) $(B)/tests/test_line $(B)/tests/test_net $(B)/tests/test_outq
 
 help:
 	@echo "Targets (chapters present: $(STEP_NAMES))"
@@ -60,6 +60,9 @@ help:
 	@echo "  make profile STEP=NN  perf profile of chapter NN serving 1000 clients"
 	@echo "  make lint             cppcheck, clang-tidy and shellcheck over the whole tree"
 	@echo "  make valgrind         a subset of every suite under valgrind memcheck"
+	@echo "  make fuzz             libFuzzer on common/, then the protocol fuzzer on every"
+	@echo "                        chapter, FUZZ_SECONDS (default 60) each (FUZZ_SEED=;"
+	@echo "                        your own server: SERVER=path FUZZ_STEPS=step02)"
 	@echo "  make deps             install bats, socat, nc, doxygen, graphviz... (apt-get)"
 	@echo "  make compile_commands.json   compilation database for editors (bear)"
 	@echo "  make clean            remove build/"
@@ -95,6 +98,10 @@ $(B)/tests/test_line: $(B)/obj/tests/unit/test_line.o $(COMMON_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/tests/test_net: $(B)/obj/tests/unit/test_net.o $(COMMON_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tests/test_outq: $(B)/obj/tests/unit/test_outq.o $(COMMON_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -147,7 +154,7 @@ profile:
 
 # ---- testing ---------------------------------------------------------------
 
-unit: $(B)/tests/test_line $(B)/tests/test_net
+unit: $(B)/tests/test_line $(B)/tests/test_net $(B)/tests/test_outq
 	bats tests/unit
 
 test:
@@ -169,3 +176,48 @@ valgrind:
 	@bash tests/deps.sh check valgrind || bash tests/deps.sh install valgrind
 	$(MAKE) --no-print-directory SAN= all
 	bash tests/valgrind/run.sh $(STEP_NAMES)
+
+# ---- fuzzing ---------------------------------------------------------------
+# libFuzzer targets for the parsing in common/ (clang; tests/fuzz/README.md),
+# then the protocol fuzzer against each chapter's sanitizer build.
+
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_STEPS   ?= $(STEP_NAMES)
+FZ           := build/fuzz
+FUZZ_CFLAGS  := $(CSTD) $(WARN) -g -O1 -fno-omit-frame-pointer \
+                -fsanitize=fuzzer-no-link,address,undefined \
+                -fno-sanitize-recover=undefined
+FUZZ_LDFLAGS := -fsanitize=fuzzer,address,undefined
+FUZZ_TARGETS := line args net outq
+
+$(FZ)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(FZ)/fuzz_line: $(FZ)/obj/tests/fuzz/fuzz_line.o $(FZ)/obj/common/line.o
+$(FZ)/fuzz_args: $(FZ)/obj/tests/fuzz/fuzz_args.o $(FZ)/obj/common/args.o \
+                 $(FZ)/obj/common/net.o $(FZ)/obj/common/log.o
+$(FZ)/fuzz_net: $(FZ)/obj/tests/fuzz/fuzz_net.o $(FZ)/obj/common/net.o
+# The input plays the kernel: outq.c's send() and malloc() go to the target.
+$(FZ)/fuzz_outq: $(FZ)/obj/tests/fuzz/fuzz_outq.o $(FZ)/obj/common/outq.o
+$(FZ)/fuzz_outq: FUZZ_WRAP := -Wl,--wrap=send,--wrap=malloc
+$(addprefix $(FZ)/fuzz_,$(FUZZ_TARGETS)):
+	$(FUZZ_CC) $(FUZZ_LDFLAGS) $(FUZZ_WRAP) -o $@ $^
+
+$(FZ)/protofuzz: tests/fuzz/protofuzz.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -o $@ $<
+
+-include $(shell find $(FZ) -name '*.d' 2>/dev/null)
+
+fuzz-build:
+	$(MAKE) --no-print-directory all
+	$(MAKE) --no-print-directory SAN=1 all
+	$(MAKE) --no-print-directory $(addprefix $(FZ)/fuzz_,$(FUZZ_TARGETS)) \
+	    $(FZ)/protofuzz
+
+fuzz:
+	@bash tests/deps.sh check clang libfuzzer || bash tests/deps.sh install clang libfuzzer
+	@$(MAKE) --no-print-directory fuzz-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh $(FUZZ_STEPS)

@@ -42,6 +42,7 @@
  * after our half-close ran out, 1 on a runtime failure (#EXIT_RUNTIME), 2
  * on a bad command line (#EXIT_USAGE).
  */
+#include "args.h"
 #include "log.h"
 #include "net.h"
 
@@ -154,8 +155,10 @@ parse_args(int argc, char **argv, struct sockaddr_storage *addr, socklen_t *len)
             usage(stdout, prog);
             exit(0);
         default:
+            /* A control byte would not print as one line: say '?'. */
             snprintf(why, sizeof why, "unknown option -%c",
-                     optopt ? optopt : '?');
+                     (unsigned char)optopt < ' ' || optopt == 0x7f ? '?'
+                                                                   : optopt);
             usage_error(prog, why);
         }
     }
@@ -169,10 +172,11 @@ parse_args(int argc, char **argv, struct sockaddr_storage *addr, socklen_t *len)
                    ? ((struct sockaddr_in *)addr)->sin_port
                    : ((struct sockaddr_in6 *)addr)->sin6_port;
     if (port == 0) {
+        char host[61], text[21];
         snprintf(why, sizeof why,
-                 "'%.60s' '%.20s' is not an IPv4/IPv6 address and a port "
-                 "1-65535",
-                 argv[optind], argv[optind + 1]);
+                 "'%s' '%s' is not an IPv4/IPv6 address and a port 1-65535",
+                 args_quote(host, sizeof host, argv[optind]),
+                 args_quote(text, sizeof text, argv[optind + 1]));
         usage_error(prog, why);
     }
 }

@@ -19,6 +19,10 @@ outq_push(struct outq *q, const void *data, size_t n, size_t limit)
         errno = ENOBUFS;
         return -1;
     }
+    /* Found by tests/fuzz/fuzz_outq.c: nothing to add to an empty queue
+     * meant arithmetic on its NULL buffer (undefined behaviour). */
+    if (n == 0)
+        return 0;
     if (q->head + q->len + n > q->cap) {
         if (q->len + n <= q->cap) {
             /* Enough room once the written part is gone. */

@@ -3,12 +3,25 @@
 #
 #   tests/deps.sh check [TOOL...]   exit 0 if every (or every named) tool is
 #                                   present, else name what is missing
-#   tests/deps.sh install [TOOL...] apt-get install what is missing of them
-#                                   (as root), or print the exact command
+#   tests/deps.sh install [TOOL...] apt-get install what is missing of every
+#                                   (or every named) tool (as root), or print
+#                                   the exact command to run
 #
-# Without TOOLs: everything in ORDER below. The benchmark (tests/bench/run.sh)
-# names its own: gnuplot and redis-server.
+# Without names, both mean every tool in ORDER below: the tests, the demo,
+# the docs, make lint, make valgrind and make compile_commands.json. The
+# benchmark (tests/bench/run.sh) names its own: gnuplot and redis-server.
+# `make fuzz` names its own: clang and libfuzzer (clang's libFuzzer
+# runtime, which Debian 12 only recommends: with --no-install-recommends
+# clang comes without it).
 set -u
+
+# clang_major: clang's major version (14 on Debian 12), for the name of the
+# package of its runtime libraries.
+clang_major() {
+    local v
+    v=$(clang --version 2>/dev/null | sed -n 's/.*clang version \([0-9]*\).*/\1/p')
+    echo "${v:-14}"
+}
 
 # tool -> Debian package that provides it
 declare -A PKG=(
@@ -29,6 +42,8 @@ declare -A PKG=(
     [bear]=bear
     [gnuplot]=gnuplot-nox
     [redis-server]=redis-server
+    [clang]=clang
+    [libfuzzer]=libclang-rt-$(clang_major)-dev
 )
 # The tests, the demo and the docs; then what make lint runs (cppcheck,
 # clang-tidy and shellcheck), make valgrind and make compile_commands.json.
@@ -41,6 +56,12 @@ present() {
     bats-support | bats-assert) [ -f "/usr/lib/bats/$1/load.bash" ] ;;
     # The tests use OpenBSD nc's -N (shut down on end of input).
     nc) [ -x /bin/nc.openbsd ] && command -v nc >/dev/null ;;
+    # -print-file-name prints the bare name when the file is not there.
+    libfuzzer)
+        local f
+        f="libclang_rt.fuzzer-$(uname -m).a"
+        command -v clang >/dev/null && [ -f "$(clang -print-file-name="$f")" ]
+        ;;
     *) command -v "$1" >/dev/null ;;
     esac
 }

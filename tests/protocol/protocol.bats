@@ -61,6 +61,31 @@ setup() {
     assert_failure 2
 }
 
+@test "a control byte in an argument is quoted as '?': the reason stays one line" {
+    # Found by tests/fuzz/fuzz_args.c: a newline or an escape sequence in
+    # HOST, PORT or -n used to be quoted as it was.
+    run --separate-stderr "$SERVER" $'::1\n\e[2J' 0
+    assert_failure 2
+    [ "${stderr_lines[0]}" = "server: '::1??[2J' '0' is not an IPv4/IPv6 address and a port 0-65535" ]
+    [[ ${stderr_lines[1]} == usage:* ]]
+    run --separate-stderr "$SERVER" -n $'5\r' 127.0.0.1 0
+    assert_failure 2
+    [ "${stderr_lines[0]}" = "server: USERS must be a number from 1 to 1000000: '5?'" ]
+    run --separate-stderr "$SERVER" -$'\t' 127.0.0.1 0
+    assert_failure 2
+    [ "${stderr_lines[0]}" = "server: unknown option -?" ]
+}
+
+@test "-: is an unknown option, not one that needs an argument" {
+    # Found by tests/fuzz/fuzz_args.c: ':' is in getopt's option string.
+    run --separate-stderr "$SERVER" -: 127.0.0.1 0
+    assert_failure 2
+    [ "${stderr_lines[0]}" = "server: unknown option -:" ]
+    run --separate-stderr "$SERVER" -n
+    assert_failure 2
+    [ "${stderr_lines[0]}" = "server: option -n needs an argument" ]
+}
+
 @test "a taken port is one clear line on stderr and exit 1" {
     server_start
     run --separate-stderr "$SERVER" 127.0.0.1 "$SERVER_PORT"

@@ -83,6 +83,17 @@ need_strace() {
     [[ "${stderr_lines[0]}" == "client: 'localhost' '4444' is not an"* ]]
 }
 
+@test "a control byte in an argument is quoted as '?': the reason stays one line" {
+    # Found by tests/fuzz/fuzz_args.c (the server's twin of this code).
+    run --separate-stderr "$CLIENT" $'127.0.0.1\n' $'1\e'
+    assert_failure 2
+    [ "${stderr_lines[0]}" = "client: '127.0.0.1?' '1?' is not an IPv4/IPv6 address and a port 1-65535" ]
+    [ "${stderr_lines[1]}" = "usage: client [-h] HOST PORT" ]
+    run --separate-stderr "$CLIENT" -$'\n' 127.0.0.1 1
+    assert_failure 2
+    [ "${stderr_lines[0]}" = "client: unknown option -?" ]
+}
+
 @test "ports 0, 65536 and -1 exit 2" {
     for port in 0 65536 -1 12x; do
         run --separate-stderr "$CLIENT" 127.0.0.1 "$port"
