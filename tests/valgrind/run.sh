@@ -38,6 +38,8 @@ command -v valgrind >/dev/null || {
 rm -rf "$OUT"
 mkdir -p "$OUT/bin" "$LOGS" "$KILLED_LOGS"
 status=0
+# Totals over every suite; each log check counts as one case too.
+total_passed=0 total_failed=0
 
 # wrap NAME PROGRAM [LOG_DIR]: write $OUT/bin/NAME, which runs PROGRAM
 # under memcheck with its logs tagged NAME, in LOG_DIR (default $LOGS).
@@ -91,6 +93,8 @@ run_suite() {
     ran=$(grep -cE '^(not )?ok ' "$tap")
     failed=$(grep -c '^not ok ' "$tap")
     echo "   $((ran - failed)) passed, $failed failed, $((SECONDS - start))s"
+    total_passed=$((total_passed + ran - failed))
+    total_failed=$((total_failed + failed))
     [ "$failed" -eq 0 ] || status=1
     # Every listed name ran (bats prints "ok N NAME in Tms").
     local name
@@ -98,6 +102,7 @@ run_suite() {
         if ! sed -E 's/^(not )?ok [0-9]+ //; s/ in [0-9]+ms$//' "$tap" |
             grep -Fxq -- "$name"; then
             echo "   listed in $CASES but did not run: $name"
+            total_failed=$((total_failed + 1))
             status=1
         fi
     done <<<"$want"
@@ -123,8 +128,18 @@ for step in "$@"; do
 done
 echo "== cases took ${SECONDS}s"
 
-bash tests/valgrind/check-logs.sh "$LOGS" || status=1
+# check_logs [--sigkilled] DIR: one more case, the logs of DIR.
+check_logs() {
+    if bash tests/valgrind/check-logs.sh "$@"; then
+        total_passed=$((total_passed + 1))
+    else
+        total_failed=$((total_failed + 1))
+        status=1
+    fi
+}
+check_logs "$LOGS"
 if [ -n "$(ls -A "$KILLED_LOGS")" ]; then
-    bash tests/valgrind/check-logs.sh --sigkilled "$KILLED_LOGS" || status=1
+    check_logs --sigkilled "$KILLED_LOGS"
 fi
+echo "valgrind: $total_passed passed, $total_failed failed"
 exit $status
