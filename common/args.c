@@ -51,7 +51,10 @@ args_quote(char *buf, size_t size, const char *text)
 
     for (; i + 1 < size && text[i] != '\0'; i++) {
         unsigned char b = (unsigned char)text[i];
-        buf[i] = b < ' ' || b == 0x7f ? '?' : (char)b;
+        if (b < ' ' || b == 0x7f)
+            buf[i] = '?';
+        else
+            buf[i] = text[i];
     }
     if (size > 0)
         buf[i] = '\0';

@@ -68,10 +68,10 @@ check_format(const struct sockaddr *sa, char full[NET_ADDRSTRLEN * 2])
 {
     char buf[NET_ADDRSTRLEN + 8];
 
-    memset(full, 'X', NET_ADDRSTRLEN * 2);
-    if (net_format_addr(sa, full, NET_ADDRSTRLEN * 2) != full)
+    memset(full, 'X', (size_t)NET_ADDRSTRLEN * 2);
+    if (net_format_addr(sa, full, (size_t)NET_ADDRSTRLEN * 2) != full)
         fail("net_format_addr() does not return its buffer");
-    size_t len = strnlen(full, NET_ADDRSTRLEN * 2);
+    size_t len = strnlen(full, (size_t)NET_ADDRSTRLEN * 2);
     if (len >= NET_ADDRSTRLEN)
         fail("a formatted address does not fit in NET_ADDRSTRLEN");
     for (size_t size = 1; size <= NET_ADDRSTRLEN; size++) {
@@ -121,7 +121,7 @@ fuzz_parse(const char *in, size_t n)
     int rc = net_parse_addr(host, port, &ss, &len);
     if ((rc == 0) != want)
         fail("net_parse_addr() and the SPEC disagree");
-    if (rc < 0) {
+    if (rc != 0) { /* not rc < 0: a positive rc must fail here too */
         if (rc != -1 || errno != EINVAL)
             fail("a refusal is not -1 with errno EINVAL");
         return;

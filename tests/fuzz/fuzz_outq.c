@@ -34,11 +34,11 @@
 #include <sys/types.h>
 
 /** Most bytes one push asks for; larger counts are cut to this. */
-#define PUSH_MAX (300 * 1024)
+#define PUSH_MAX 307200 /* 300 KiB */
 /** The queue's limit the servers use (HIGH_WATER in every step). */
-#define SERVER_LIMIT (256 * 1024)
+#define SERVER_LIMIT 262144 /* 256 KiB */
 /** Most bytes the model lets the queue hold, so one input stays small. */
-#define MODEL_MAX (640 * 1024)
+#define MODEL_MAX 655360 /* 640 KiB */
 
 /** The script: input bytes consumed by operations and by the fakes. */
 static const uint8_t *script;

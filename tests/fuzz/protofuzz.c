@@ -53,6 +53,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -81,6 +82,8 @@
 #define RX_CHUNK 65536
 /** Most milliseconds of pauses between the writes of one client. */
 #define PAUSES_MAX_MS 300
+/** Shortest line a fuzz client may get as one huge line. */
+#define HUGE_MIN 65536 /* 64 KiB */
 /** Longest line a fuzz client may get as one huge line. */
 #define HUGE_MAX (1024 * 1024)
 
@@ -206,6 +209,43 @@ failf(const char *fmt, ...)
     if (server_pid > 0)
         kill(-server_pid, SIGKILL);
     exit(1);
+}
+
+/**
+ * @brief Flushes standard output, where each round and the summary go.
+ *
+ * tests/fuzz/run.sh reads the seed and the summary from there: a line
+ * that could not be written is a failure, not a silent loss.
+ */
+static void
+flush_stdout(void)
+{
+    if (fflush(stdout) == EOF)
+        failf("cannot write to standard output: %s", strerror(errno));
+}
+
+/**
+ * @brief Reads a number of plain decimal digits, as the SPEC writes ports,
+ *        ids and counts.
+ *
+ * strtoul() alone would also take leading blanks and a sign, and its
+ * overflow would pass unseen; from the server, any of these is wrong.
+ * @param s   the text, NUL-terminated.
+ * @param v   receives the value.
+ * @param end receives the first byte after the digits.
+ * @return true if @p s starts with a digit and the value fits.
+ */
+static bool
+parse_number(const char *s, unsigned long *v, const char **end)
+{
+    char *e;
+
+    if (!isdigit((unsigned char)s[0]))
+        return false;
+    errno = 0;
+    *v = strtoul(s, &e, 10);
+    *end = e;
+    return errno == 0;
 }
 
 /**
@@ -590,7 +630,11 @@ peer_new(enum kind kind)
     p->kind = kind;
     p->fd = -1;
     p->index = npeers;
-    if ((npeers & (npeers - 1)) == 0) /* grow at powers of two */
+    /* Grown at powers of two. #peers holds pointers, so sizeof *peers is
+     * one pointer, as meant; the check takes every sizeof of a pointer to
+     * a struct for a mistaken sizeof(&s). */
+    if ((npeers & (npeers - 1)) == 0)
+        /* NOLINTNEXTLINE(bugprone-sizeof-expression) */
         peers = xrealloc(peers, (npeers ? npeers * 2 : 1) * sizeof *peers);
     peers[npeers] = p;
     return npeers++;
@@ -651,7 +695,8 @@ peer_connect(struct peer *p)
         errno != EINPROGRESS)
         failf("cannot connect to 127.0.0.1:%d: %s", server_port,
               strerror(errno));
-    struct sockaddr_in me;
+    /* Zeroed: a port getsockname() did not fill in reads as 0. */
+    struct sockaddr_in me = {0};
     socklen_t len = sizeof me;
     if (getsockname(p->fd, (struct sockaddr *)&me, &len) < 0)
         failf("getsockname: %s", strerror(errno));
@@ -723,7 +768,9 @@ dump_peers(void)
             continue;
         if (written > 0)
             fwrite(p->payload.p, 1, written, f);
-        fclose(f);
+        if (fclose(f) != 0) /* also reports a failed fwrite() */
+            fprintf(stderr, "protofuzz: cannot write %s: %s\n", path,
+                    strerror(errno));
         snprintf(path, sizeof path, "%s/user%lu.pieces", dir, p->id);
         f = fopen(path, "w");
         if (f == NULL)
@@ -731,7 +778,9 @@ dump_peers(void)
         for (size_t k = 0; k < p->npieces; k++)
             fprintf(f, "%zu %zu %d\n", p->pieces[k].off, p->pieces[k].len,
                     p->pieces[k].delay_ms);
-        fclose(f);
+        if (fclose(f) != 0)
+            fprintf(stderr, "protofuzz: cannot write %s: %s\n", path,
+                    strerror(errno));
     }
     fprintf(stderr, "protofuzz: what each client sent is in %s/\n", dir);
 }
@@ -772,9 +821,13 @@ server_start(void)
         setpgid(0, 0);
         /* Never outlive the fuzzer, even if it crashes. */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        signal(SIGPIPE, SIG_DFL);
-        dup2(out[1], STDOUT_FILENO);
-        dup2(err, STDERR_FILENO);
+        /* The fuzzer ignores SIGPIPE, and exec would keep it ignored. */
+        if (signal(SIGPIPE, SIG_DFL) == SIG_ERR ||
+            dup2(out[1], STDOUT_FILENO) < 0 || dup2(err, STDERR_FILENO) < 0) {
+            fprintf(stderr, "protofuzz: cannot set up %s: %s\n", argv[0],
+                    strerror(errno));
+            _exit(127);
+        }
         execv(argv[0], argv);
         fprintf(stderr, "protofuzz: cannot run %s: %s\n", argv[0],
                 strerror(errno));
@@ -785,12 +838,14 @@ server_start(void)
     close(err);
     free(argv);
 
-    char line[256];
+    char line[256] = "";
     size_t len = 0;
     int64_t deadline = now_ms() + opt.wait_ms;
     while (memchr(line, '\n', len) == NULL) {
         struct pollfd pfd = {.fd = out[0], .events = POLLIN};
         int ms = (int)(deadline - now_ms());
+        if (len == sizeof line - 1) /* full, and no line break in it */
+            failf("not a listening line: %s", line);
         if (ms <= 0 || poll(&pfd, 1, ms) <= 0)
             failf("no 'listening on' line from %s", opt.server_argv[0]);
         ssize_t n = read(out[0], line + len, sizeof line - 1 - len);
@@ -799,10 +854,13 @@ server_start(void)
         len += (size_t)n;
         line[len] = '\0';
     }
-    char *colon = strrchr(line, ':');
-    if (strncmp(line, "listening on 127.0.0.1:", 23) != 0 || colon == NULL ||
-        (server_port = atoi(colon + 1)) <= 0)
+    const char *end;
+    unsigned long port;
+    if (strncmp(line, "listening on 127.0.0.1:", 23) != 0 ||
+        !parse_number(line + 23, &port, &end) || *end != '\n' || port == 0 ||
+        port > 65535)
         failf("not a listening line: %s", line);
+    server_port = (int)port;
     close(out[0]);
 }
 
@@ -875,8 +933,10 @@ server_children(pid_t *out, size_t max)
     if (d == NULL)
         return 0;
     while ((e = readdir(d)) != NULL && n < max) {
-        if (!isdigit((unsigned char)e->d_name[0]))
-            continue;
+        unsigned long pid;
+        const char *end;
+        if (!parse_number(e->d_name, &pid, &end) || *end != '\0')
+            continue; /* not a process */
         char path[300], stat[512];
         snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
         int fd = open(path, O_RDONLY);
@@ -890,9 +950,12 @@ server_children(pid_t *out, size_t max)
         char *rp = strrchr(stat, ')'); /* the name may hold spaces */
         char state;
         int ppid;
+        /* The kernel writes these fields: a pid fits an int, so sscanf's
+         * unreported overflow cannot happen. */
+        /* NOLINTNEXTLINE(cert-err34-c) */
         if (rp != NULL && sscanf(rp + 1, " %c %d", &state, &ppid) == 2 &&
             ppid == server_pid && state != 'Z')
-            out[n++] = (pid_t)atoi(e->d_name);
+            out[n++] = (pid_t)pid;
     }
     closedir(d);
     for (size_t i = 1; i < n; i++) /* few entries: insertion sort */
@@ -933,6 +996,9 @@ mark_victims(pid_t pid)
             continue;
         link[k] = '\0';
         unsigned long ino;
+        /* The kernel writes the link: an inode number fits, so sscanf's
+         * unreported overflow cannot happen. */
+        /* NOLINTNEXTLINE(cert-err34-c) */
         if (sscanf(link, "socket:[%lu]", &ino) == 1)
             inodes[ninodes++] = ino;
     }
@@ -947,6 +1013,8 @@ mark_victims(pid_t pid)
         while (fgets(line, sizeof line, f) != NULL) {
             char local[64], remote[64];
             unsigned long ino;
+            /* The kernel's table, as above. */
+            /* NOLINTNEXTLINE(cert-err34-c) */
             if (sscanf(line, " %*s %63s %63s %*s %*s %*s %*s %*s %*s %lu",
                        local, remote, &ino) != 3)
                 continue;
@@ -970,7 +1038,7 @@ mark_victims(pid_t pid)
                 }
             }
         }
-        fclose(f);
+        (void)fclose(f); /* read-only: nothing to lose at close */
     }
     return marked;
 }
@@ -1309,18 +1377,22 @@ hear(struct peer *r)
 static bool
 take_welcome(struct peer *p)
 {
+    static const char head[] = "* welcome, you are user";
+    static const char tail[] = " online)";
     char *nl = memchr(p->rx.p, '\n', p->rx.len);
     char shown[4 * 80 + 16];
     unsigned long id, online;
-    int end = 0;
+    const char *end;
 
     if (nl == NULL)
         return false;
     size_t n = (size_t)(nl - p->rx.p);
     *nl = '\0';
-    if (sscanf(p->rx.p, "* welcome, you are user%lu (%lu online)%n", &id,
-               &online, &end) != 2 ||
-        (size_t)end != n)
+    /* "* welcome, you are user<id> (<n> online)", nothing more. */
+    if (strncmp(p->rx.p, head, sizeof head - 1) != 0 ||
+        !parse_number(p->rx.p + sizeof head - 1, &id, &end) ||
+        strncmp(end, " (", 2) != 0 || !parse_number(end + 2, &online, &end) ||
+        strcmp(end, tail) != 0 || end + sizeof tail - 1 != nl)
         failf("the first line of a new client is not a welcome: '%s'",
               escape(p->rx.p, n, shown, 80));
     for (size_t i = 0; i < npeers; i++)
@@ -1770,9 +1842,9 @@ static void
 plan_fuzz(struct peer *p, struct rng *r, size_t budget)
 {
     p->reads = chance(r, 70);
-    if (chance(r, 8) && budget > 64 * 1024) {
+    if (chance(r, 8) && budget > HUGE_MIN) {
         /* A huge line, possibly without its end. */
-        size_t k = 64 * 1024 + rng_below(r, HUGE_MAX - 64 * 1024);
+        size_t k = HUGE_MIN + rng_below(r, HUGE_MAX - HUGE_MIN);
         if (k > budget)
             k = budget;
         add_text(r, &p->payload, k);
@@ -2267,7 +2339,7 @@ play_round(unsigned round)
         printf("round %u: %zu fuzz clients, %llu bytes, %zu observers, %zu "
                "signals\n",
                round, nfuzz, st.bytes - bytes0, live, nsigs);
-    fflush(stdout);
+    flush_stdout();
 }
 
 /**
@@ -2330,6 +2402,58 @@ usage(const char *prog)
 }
 
 /**
+ * @brief An option's whole number: plain decimal digits, @p min to @p max.
+ *
+ * strtoull() alone would take "", "x" or "-1" for a number, and a value
+ * too large would pass cut.
+ * @param c    the option, for the message.
+ * @param text its value.
+ * @param min  the smallest value allowed.
+ * @param max  the largest value allowed.
+ * @param prog the program's name, for the usage.
+ * @return the value (anything else prints the usage and exits 2).
+ */
+static unsigned long long
+number_arg(int c, const char *text, unsigned long long min,
+           unsigned long long max, const char *prog)
+{
+    char *end;
+
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (!isdigit((unsigned char)text[0]) || *end != '\0' || errno != 0 ||
+        v < min || v > max) {
+        fprintf(stderr, "%s: -%c takes a number from %llu to %llu, not '%s'\n",
+                prog, c, min, max, text);
+        usage(prog);
+    }
+    return v;
+}
+
+/**
+ * @brief The -t option's seconds: a decimal number from 0 to 10^9.
+ *
+ * The bound keeps the milliseconds in range of an int64_t; it also turns
+ * away "nan", "inf" and negative numbers, which strtod() accepts.
+ * @param text the value.
+ * @param prog the program's name, for the usage.
+ * @return the seconds (anything else prints the usage and exits 2).
+ */
+static double
+seconds_arg(const char *text, const char *prog)
+{
+    char *end;
+    double v = strtod(text, &end);
+
+    if (end == text || *end != '\0' || !(v >= 0 && v <= 1e9)) {
+        fprintf(stderr, "%s: -t takes seconds from 0 to 1e9, not '%s'\n", prog,
+                text);
+        usage(prog);
+    }
+    return v;
+}
+
+/**
  * @brief Reads the command line, plays the rounds, prints the summary.
  * @param argc argument count.
  * @param argv arguments.
@@ -2344,31 +2468,31 @@ main(int argc, char **argv)
                                     ((uint64_t)getpid() << 20),
                             .seconds = 10,
                             .step = 1,
-                            .budget = 256 * 1024,
+                            .budget = (size_t)256 * 1024,
                             .observers = 3,
                             .wait_ms = 20000};
     while ((c = getopt(argc, argv, "+s:r:t:S:b:o:w:q")) != -1) {
         switch (c) {
         case 's':
-            opt.seed = strtoull(optarg, NULL, 10);
+            opt.seed = number_arg(c, optarg, 0, UINT64_MAX, argv[0]);
             break;
         case 'r':
-            opt.rounds = (unsigned)strtoul(optarg, NULL, 10);
+            opt.rounds = (unsigned)number_arg(c, optarg, 0, UINT_MAX, argv[0]);
             break;
         case 't':
-            opt.seconds = strtod(optarg, NULL);
+            opt.seconds = seconds_arg(optarg, argv[0]);
             break;
         case 'S':
-            opt.step = atoi(optarg);
+            opt.step = (int)number_arg(c, optarg, 1, 4, argv[0]);
             break;
         case 'b':
-            opt.budget = strtoul(optarg, NULL, 10);
+            opt.budget = number_arg(c, optarg, 0, SIZE_MAX, argv[0]);
             break;
         case 'o':
-            opt.observers = strtoul(optarg, NULL, 10);
+            opt.observers = number_arg(c, optarg, 2, SIZE_MAX, argv[0]);
             break;
-        case 'w':
-            opt.wait_ms = strtol(optarg, NULL, 10);
+        case 'w': /* poll() takes an int of milliseconds */
+            opt.wait_ms = (long)number_arg(c, optarg, 100, INT_MAX, argv[0]);
             break;
         case 'q':
             opt.quiet = true;
@@ -2377,16 +2501,19 @@ main(int argc, char **argv)
             usage(argv[0]);
         }
     }
-    if (optind >= argc || opt.step < 1 || opt.step > 4 || opt.observers < 2 ||
-        opt.wait_ms < 100)
+    if (optind >= argc)
         usage(argv[0]);
     opt.server_argv = argv + optind;
     opt.server_argc = argc - optind;
-    signal(SIGPIPE, SIG_IGN);
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+        fprintf(stderr, "protofuzz: cannot ignore SIGPIPE: %s\n",
+                strerror(errno));
+        return 1;
+    }
 
     printf("protofuzz: seed %" PRIu64 ", step %d, %s\n", opt.seed, opt.step,
            opt.server_argv[0]);
-    fflush(stdout);
+    flush_stdout();
     run_start = now_ms();
     server_start();
     for (unsigned round = 1; opt.rounds == 0 || round <= opt.rounds; round++) {
@@ -2407,5 +2534,6 @@ main(int argc, char **argv)
            st.rounds, st.fuzz_clients, st.bytes, st.writes, st.checked,
            st.resets, st.half_closes, st.closes, st.huge, st.signals, st.kills,
            st.victims, st.dropped_readers, st.probes, secs, opt.seed);
+    flush_stdout();
     return 0;
 }
