@@ -83,6 +83,21 @@ take(void)
     return *script++;
 }
 
+/**
+ * @brief The next two bytes of the script, high byte first.
+ *
+ * Two take() calls in one expression would run in an unspecified order;
+ * here they are two statements.
+ * @return a number 0..65535.
+ */
+static size_t
+take16(void)
+{
+    size_t hi = take();
+
+    return hi << 8 | take();
+}
+
 /** Period of the stream's pattern: a prime, so no power-of-two shift of
  * the bytes goes unnoticed. */
 #define PERIOD 251
@@ -166,7 +181,7 @@ __wrap_send(int fd, const void *buf, size_t len, int flags)
     default: {
         size_t k = len;
         if (fate & 0x80) /* part: as much as a socket buffer takes */
-            k = 1 + ((size_t)take() << 8 | take()) % len;
+            k = 1 + take16() % len;
         sent += k;
         return (ssize_t)k;
     }
@@ -215,7 +230,7 @@ check_queue(const struct outq *q)
 static void
 op_push(struct outq *q)
 {
-    size_t n = ((size_t)take() << 8 | take());
+    size_t n = take16();
     uint8_t how = take();
 
     if (how & 1)
