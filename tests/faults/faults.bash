@@ -1,0 +1,196 @@
+# Helpers of the fault suite (tests/faults), loaded after
+# tests/helpers/common.bash. The suite is one directory run against each
+# chapter in turn, so the step comes from STEP, not from the directory:
+#
+#   STEP=step03 bats tests/faults                     chapter 3, plain build
+#   STEP=step03 BUILD_DIR=$PWD/build/san bats tests/faults   the SAN=1 build
+#
+# A case that does not apply to a chapter skips and says why (only_steps).
+
+FAULTS_DIR=$REPO_ROOT/tests/faults
+
+[[ $STEP =~ ^step0[1-9]$ ]] ||
+    fail "the fault suite needs STEP=stepNN, e.g. STEP=step03 bats tests/faults"
+
+# The chapter's number: step03 -> 3.
+STEP_NUM=$((10#${STEP#step}))
+
+# only_steps REASON N...: skip unless this is one of chapters N...
+only_steps() {
+    local reason=$1 n
+    shift
+    for n in "$@"; do
+        [ "$n" -eq "$STEP_NUM" ] && return 0
+    done
+    skip "$reason"
+}
+
+# figure TEXT...: note a figure of this run (faults injected, bytes
+# relayed) in $FAULTS_FIGURES, if set: "step03 build/san kill loop: ...".
+figure() {
+    [ -n "${FAULTS_FIGURES:-}" ] || return 0
+    local build=${BUILD_DIR#"$REPO_ROOT"/}
+    echo "$STEP $build $BATS_TEST_DESCRIPTION: $*" >>"$FAULTS_FIGURES"
+}
+
+# --- the server's processes ---------------------------------------------------
+
+# server_pids: the server and its children (steps 3 and 4 fork; no step
+# forks grandchildren).
+server_pids() {
+    echo "$SERVER_PID"
+    children_of "$SERVER_PID"
+}
+
+# proc_state PID: the one-letter state of a process (R, S, T, Z...).
+proc_state() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    echo "${stat%% *}"
+}
+
+# zombies: the server's children that have died and not been reaped.
+zombies() {
+    local pid
+    for pid in $(children_of "$SERVER_PID"); do
+        [ "$(proc_state "$pid")" != Z ] || echo "$pid"
+    done
+}
+
+# no_zombies: the server has reaped every child that died.
+no_zombies() {
+    [ -z "$(zombies)" ]
+}
+
+# pss_kb: proportional set size of the server, summed over its processes,
+# in KiB. PSS shares each shared page (the rings) among the processes that
+# map it, so the sum counts every page once.
+pss_kb() {
+    local pid kb total=0
+    for pid in $(server_pids); do
+        kb=$(awk '/^Pss:/ { print $2; exit }' "/proc/$pid/smaps_rollup" \
+            2>/dev/null) || continue
+        total=$((total + ${kb:-0}))
+    done
+    echo "$total"
+}
+
+# sample_pss_peak FILE: until killed, sample pss_kb and keep the largest
+# value seen in FILE. Start it in the background; it only ever lowers the
+# figure it reports (a sample can miss a peak, never invent one).
+sample_pss_peak() {
+    local peak=0 now
+    while :; do
+        now=$(pss_kb)
+        if ((now > peak)); then
+            peak=$now
+            echo "$peak" >"$1.tmp" && mv "$1.tmp" "$1"
+        fi
+        sleep "$POLL_INTERVAL"
+    done
+}
+
+# fd_counts: "PID N" for each server process: its open descriptors.
+fd_counts() {
+    local pid
+    for pid in $(server_pids); do
+        echo "$pid $(find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)"
+    done
+}
+
+# cpu_ticks_all: user+system CPU ticks of every server process, summed.
+cpu_ticks_all() {
+    local pid stat total=0
+    local -a f
+    for pid in $(server_pids); do
+        stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+        stat=${stat##*) }
+        read -r -a f <<<"$stat"
+        total=$((total + f[11] + f[12]))
+    done
+    echo "$total"
+}
+
+# How long CPU use is measured to tell a spinning server from an idle one
+# (a measurement window, not a wait for a condition), and the ticks
+# (1/100 s) an idle server may use in it. A spin burns the whole window.
+IDLE_WINDOW=1
+IDLE_TICKS=10
+
+# cpu_over_window: the CPU ticks every server process used in IDLE_WINDOW.
+cpu_over_window() {
+    local before after
+    before=$(cpu_ticks_all)
+    sleep "$IDLE_WINDOW"
+    after=$(cpu_ticks_all)
+    echo $((after - before))
+}
+
+# assert_no_spin WHAT: the server uses (almost) no CPU while idle.
+assert_no_spin() {
+    local ticks
+    ticks=$(cpu_over_window)
+    ((ticks <= IDLE_TICKS)) ||
+        fail "the server used $ticks ticks in ${IDLE_WINDOW}s $1 (a spin?)"
+}
+
+# shm_left PID: /dev/shm names a server with that pid created that are
+# still there (ours are /chat-<pid>-<random>).
+shm_left() {
+    find /dev/shm -maxdepth 1 -name "chat-$1-*" 2>/dev/null
+}
+
+# mapped_shm PID: the (deleted) /dev/shm object the process has mapped,
+# with its inode: "/dev/shm/chat-123-abc 4567".
+mapped_shm() {
+    awk '$6 ~ /^\/dev\/shm\/chat-/ { print $6, $5; exit }' "/proc/$1/maps"
+}
+
+# server_stop: SIGTERM (from step 2 on; chapter 1 has no graceful
+# shutdown), then check the exit status, that no child outlives the
+# server and that nothing of it stays in /dev/shm.
+server_stop() {
+    local kids pid=$SERVER_PID
+    kids=$(children_of "$pid")
+    if ((STEP_NUM >= 2)); then
+        kill -TERM "$pid"
+        run server_exit_status
+        assert_output 0
+    else
+        kill -KILL "$pid"
+        wait_for_exit "$pid"
+    fi
+    local kid
+    for kid in $kids; do wait_for_exit "$kid"; done
+    run shm_left "$pid"
+    assert_output ""
+}
+
+# --- clients ------------------------------------------------------------------
+
+# lines_from FILE USER: the messages USER sent, as FILE received them.
+lines_from() {
+    sed -n "s/^$2: //p" "$1"
+}
+
+# heard_all NAME USER FILE: NAME received exactly FILE's lines from USER,
+# once each and in order (waits for the last one first).
+heard_all() {
+    expect "$1" "$2: $(tail -n 1 "$3")"
+    run diff <(lines_from "$(out_of "$1")" "$2") "$3"
+    assert_success
+}
+
+# worker_of USER: "INDEX PID" of the step 4 worker that took USER, from
+# its -v trace ("[worker 1 pid 123] ...: user5 on fd 9").
+worker_of() {
+    sed -nE "s/^\[worker ([0-9]+) pid ([0-9]+)\] .*: $1 on fd .*/\1 \2/p" \
+        "$SERVER_ERR" | tail -n 1
+}
+
+# child_pid_of USER: in step 3's -v trace, the pid of the child serving
+# USER ("user2 in child 1234").
+child_pid_of() {
+    sed -nE "s/.*: $1 in child ([0-9]+).*/\\1/p" "$SERVER_ERR" | head -n 1
+}
