@@ -7,6 +7,7 @@
 #
 # A case that does not apply to a chapter skips and says why (only_steps).
 
+# shellcheck disable=SC2034 # used by the suite's files
 FAULTS_DIR=$REPO_ROOT/tests/faults
 
 [[ $STEP =~ ^step0[1-9]$ ]] ||
@@ -35,11 +36,25 @@ figure() {
 
 # --- the server's processes ---------------------------------------------------
 
+# kids_of PID: PID's children. The kernel's list where it keeps one (fast
+# enough to sample many times a second), else a scan of /proc.
+kids_of() {
+    local list=/proc/$1/task/$1/children
+    local -a kids=()
+    [ -d "/proc/$1" ] || return 0
+    if [ -r "$list" ]; then
+        read -r -a kids <"$list" 2>/dev/null || true
+        [ "${#kids[@]}" -eq 0 ] || printf '%s\n' "${kids[@]}"
+    else
+        children_of "$1"
+    fi
+}
+
 # server_pids: the server and its children (steps 3 and 4 fork; no step
 # forks grandchildren).
 server_pids() {
     echo "$SERVER_PID"
-    children_of "$SERVER_PID"
+    kids_of "$SERVER_PID"
 }
 
 # proc_state PID: the one-letter state of a process (R, S, T, Z...).
@@ -53,7 +68,7 @@ proc_state() {
 # zombies: the server's children that have died and not been reaped.
 zombies() {
     local pid
-    for pid in $(children_of "$SERVER_PID"); do
+    for pid in $(kids_of "$SERVER_PID"); do
         [ "$(proc_state "$pid")" != Z ] || echo "$pid"
     done
 }
@@ -77,10 +92,11 @@ pss_kb() {
 }
 
 # sample_pss_peak FILE: until killed, sample pss_kb and keep the largest
-# value seen in FILE. Start it in the background; it only ever lowers the
-# figure it reports (a sample can miss a peak, never invent one).
+# value seen in FILE (which may hold a first value). Start it in the
+# background. A sample can miss a peak, never invent one.
 sample_pss_peak() {
-    local peak=0 now
+    local peak now
+    peak=$(cat "$1" 2>/dev/null || echo 0)
     while :; do
         now=$(pss_kb)
         if ((now > peak)); then
@@ -89,6 +105,44 @@ sample_pss_peak() {
         fi
         sleep "$POLL_INTERVAL"
     done
+}
+
+# high_water_kb: the per-client output queue limit, HIGH_WATER in the
+# chapter's sources, in KiB (256 in every step).
+high_water_kb() {
+    local expr
+    expr=$(sed -nE 's/^#define HIGH_WATER \((.*)\)$/\1/p' \
+        "$REPO_ROOT"/"$STEP"_*/*.c | head -n 1)
+    [ -n "$expr" ] || fail "no HIGH_WATER in the sources of $STEP"
+    echo $((expr / 1024))
+}
+
+# shm_region_kb: the size of the server's shared region in KiB (0 for
+# chapters 1 and 2). Fixed at start, and reserved then (posix_fallocate),
+# its pages still join the server's PSS as they are first touched.
+shm_region_kb() {
+    local range
+    range=$(awk '$6 ~ /^\/dev\/shm\/chat-/ { print $1; exit }' \
+        "/proc/$SERVER_PID/maps")
+    if [ -z "$range" ]; then
+        echo 0
+    else
+        echo $(((16#${range#*-} - 16#${range%-*}) / 1024))
+    fi
+}
+
+# Memory a server may use beyond what it must hold (its output queues and
+# its shared region), in KiB: the allocator's rounding and free lists, and
+# under AddressSanitizer its shadow memory and a quarantine of 1 MiB (see
+# small_quarantine).
+# shellcheck disable=SC2034 # used by the suite's files
+MEMORY_SLACK_KB=$((4 * 1024))
+
+# small_quarantine: under AddressSanitizer, freed memory waits in a
+# quarantine (256 MiB by default) to catch use-after-free. That is the
+# tool's memory, not the server's: for the memory bounds, keep it at 1 MiB.
+small_quarantine() {
+    export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=1
 }
 
 # fd_counts: "PID N" for each server process: its open descriptors.
@@ -152,7 +206,7 @@ mapped_shm() {
 # server and that nothing of it stays in /dev/shm.
 server_stop() {
     local kids pid=$SERVER_PID
-    kids=$(children_of "$pid")
+    kids=$(kids_of "$pid")
     if ((STEP_NUM >= 2)); then
         kill -TERM "$pid"
         run server_exit_status
