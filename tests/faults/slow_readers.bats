@@ -1,0 +1,63 @@
+#!/usr/bin/env bats
+# Fault: many clients that never read while a sender streams. Each client's
+# queue of unwritten output is bounded (HIGH_WATER in the sources): the
+# server's memory must stay under a bound that follows from it, the slow
+# readers must be dropped and announced as left, and a reader that keeps
+# up must get every line.
+
+setup() {
+    load ../helpers/common
+    load faults
+    small_quarantine
+}
+
+# Clients that never read.
+SLOW=50
+# What the sender streams: far more than the kernel's socket buffers and
+# every slow reader's queue hold (20000 lines of 900 bytes, 18 MB).
+LINES=20000
+
+@test "50 readers that never read: dropped and announced as left, memory bounded by the queue limit, the rest hear everything" {
+    server_start -n $((SLOW + 10))
+    client_join w
+    client_join s socat
+    perl "$FAULTS_DIR/noread.pl" 127.0.0.1 "$SERVER_PORT" "$SLOW" \
+        >"$BATS_TEST_TMPDIR/slow.out" 2>&1 3>&- &
+    bg_track "$!"
+    wait_for_line "$BATS_TEST_TMPDIR/slow.out" "connected $SLOW"
+    WAIT_SECONDS=60 wait_until "w to hear the $SLOW slow readers join" eval \
+        "[ \$(grep -c '^\\* user[0-9]* joined\$' '$(out_of w)') -eq $((SLOW + 1)) ]"
+    local before peak=$BATS_TEST_TMPDIR/peak
+    before=$(pss_kb)
+    echo "$before" >"$peak"
+    sample_pss_peak "$peak" 3>&- &
+    bg_track "$!"
+    local sampler=$!
+    local sent=$BATS_TEST_TMPDIR/sent
+    seq -f "%0900g" 1 "$LINES" >"$sent"
+    send_file s "$sent" 3>&- &
+    local writer=$!
+    # Every slow reader is dropped, announced to w as left.
+    WAIT_SECONDS=60 wait_until "w to hear the $SLOW slow readers leave" eval \
+        "[ \$(grep -c '^\\* user[0-9]* left\$' '$(out_of w)') -eq $SLOW ]"
+    wait "$writer"
+    # w, reading all along, heard every line, once and in order.
+    WAIT_SECONDS=60 heard_all w "$(user_of s)" "$sent"
+    kill "$sampler"
+    # The bound: every client's queue at its limit, twice over for the
+    # allocator's rounding and free lists (AddressSanitizer's included),
+    # the shared region once touched, and the slack. A server that kept
+    # what the slow readers did not read would hold 18 MB for each.
+    local bound=$(((SLOW + 2) * 2 * $(high_water_kb) + $(shm_region_kb) + MEMORY_SLACK_KB))
+    local grew=$(($(cat "$peak") - before))
+    ((grew <= bound)) ||
+        fail "the server grew by $grew KiB with $SLOW slow readers (bound $bound KiB)"
+    # Nobody but the slow readers left, and the room goes on.
+    run grep -c '^\* user[0-9]* left$' "$(out_of w)"
+    assert_output "$SLOW"
+    say w "still here"
+    expect s "$(user_of w): still here"
+    wait_until "every dead child to be reaped" no_zombies
+    figure "$SLOW slow readers dropped; $LINES lines ($((LINES * 901)) bytes) to the reader that kept up, none lost; PSS grew $grew KiB (bound $bound KiB)"
+    server_stop
+}
