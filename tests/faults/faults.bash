@@ -248,3 +248,31 @@ worker_of() {
 child_pid_of() {
     sed -nE "s/.*: $1 in child ([0-9]+).*/\\1/p" "$SERVER_ERR" | head -n 1
 }
+
+# join_victims COUNT STABLE...: in step 4 (started with -v), clients join
+# until COUNT of them are on one worker that serves none of the clients
+# STABLE...; those that land elsewhere leave again. Sets VICTIMS (their
+# names, v1, v2... across calls), VICTIM_WORKER and VICTIM_PID.
+join_victims() {
+    local count=$1 stable=" " who w i
+    shift
+    for who in "$@"; do stable+="$(worker_of "$(user_of "$who")" | cut -d' ' -f1) "; done
+    VICTIMS=()
+    VICTIM_WORKER=
+    for i in $(seq 1 $((4 * count + 8))); do
+        VICTIM_SEQ=$((${VICTIM_SEQ:-0} + 1))
+        who=v$VICTIM_SEQ
+        client_join "$who"
+        w=$(worker_of "$(user_of "$who")")
+        if [[ $stable == *" ${w%% *} "* ]] ||
+            [ "${VICTIM_WORKER:-${w%% *}}" != "${w%% *}" ]; then
+            client_close "$who"
+            continue
+        fi
+        VICTIMS+=("$who")
+        VICTIM_WORKER=${w%% *}
+        VICTIM_PID=${w##* }
+        [ "${#VICTIMS[@]}" -lt "$count" ] || return 0
+    done
+    fail "no $count clients on a worker of no stable client"
+}

@@ -89,36 +89,16 @@ all_hear_left() {
     client_join a
     client_join b nc
     client_join c socat
-    local stable=" " who
-    for who in a b c; do stable+="$(worker_of "$(user_of "$who")" | cut -d' ' -f1) "; done
-    local round i w victim_worker victims pid killed=0 n=0
+    local round killed=0
     for round in $(seq 1 "$ROUNDS"); do
-        # Clients join until two are on a worker of no stable client;
-        # those that land elsewhere leave again.
-        victims=()
-        victim_worker=
-        for i in $(seq 1 12); do
-            n=$((n + 1))
-            client_join "v$n"
-            w=$(worker_of "$(user_of "v$n")")
-            if [[ $stable == *" ${w%% *} "* ]] ||
-                [ "${victim_worker:-${w%% *}}" != "${w%% *}" ]; then
-                client_close "v$n"
-                continue
-            fi
-            victims+=("v$n")
-            victim_worker=${w%% *}
-            pid=${w##* }
-            [ "${#victims[@]}" -lt 2 ] || break
-        done
-        [ "${#victims[@]}" -eq 2 ] || fail "round $round: no two clients on a free worker"
+        join_victims 2 a b c
         stream_round "$round"
-        kill -KILL "$pid"
+        kill -KILL "$VICTIM_PID"
         killed=$((killed + 1))
         wait "${WRITERS[@]}"
-        wait_until "worker $victim_worker to be replaced" grep -q \
-            "worker $victim_worker (pid $pid) died; replacing it" "$SERVER_ERR"
-        all_hear_left "${victims[@]}"
+        wait_until "worker $VICTIM_WORKER to be replaced" grep -q \
+            "worker $VICTIM_WORKER (pid $VICTIM_PID) died; replacing it" "$SERVER_ERR"
+        all_hear_left "${VICTIMS[@]}"
         wait_until "every dead worker to be reaped" no_zombies
     done
     survivors_heard_all
