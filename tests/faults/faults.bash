@@ -201,11 +201,16 @@ mapped_shm() {
     awk '$6 ~ /^\/dev\/shm\/chat-/ { print $6, $5; exit }' "/proc/$1/maps"
 }
 
-# server_stop: SIGTERM (from step 2 on; chapter 1 has no graceful
-# shutdown), then check the exit status, that no child outlives the
-# server and that nothing of it stays in /dev/shm.
+# server_stop: the clients go first (so the graceful shutdown does not
+# wait out its grace period for clients like nc that never close), then
+# SIGTERM (from step 2 on; chapter 1 has no graceful shutdown); checks the
+# exit status, that no child outlives the server and that nothing of it
+# stays in /dev/shm.
 server_stop() {
-    local kids pid=$SERVER_PID
+    local kids pid=$SERVER_PID name
+    for name in "${!CLIENT_PID[@]}"; do
+        kill -9 "${CLIENT_PID[$name]}" "${CLIENT_HOLDER[$name]:-}" 2>/dev/null || true
+    done
     kids=$(kids_of "$pid")
     if ((STEP_NUM >= 2)); then
         kill -TERM "$pid"
@@ -222,6 +227,23 @@ server_stop() {
 }
 
 # --- clients ------------------------------------------------------------------
+
+# piped_start NAME COMMAND...: run COMMAND in the background as client
+# NAME, the way client_start runs a client: its standard input a FIFO fed
+# by say NAME and held open until client_close NAME, its output in
+# out_of NAME, its errors in $BATS_TEST_TMPDIR/NAME.err. Does not wait.
+piped_start() {
+    local name=$1 in=$BATS_TEST_TMPDIR/$1.in
+    shift
+    rm -f "$in"
+    mkfifo "$in"
+    "$@" <"$in" >"$(out_of "$name")" 2>"$BATS_TEST_TMPDIR/$name.err" 3>&- &
+    CLIENT_PID[$name]=$!
+    bg_track "$!"
+    sleep infinity >"$in" 3>&- &
+    CLIENT_HOLDER[$name]=$!
+    bg_track "$!"
+}
 
 # lines_from FILE USER: the messages USER sent, as FILE received them.
 lines_from() {

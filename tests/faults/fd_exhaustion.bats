@@ -14,20 +14,6 @@ NOFILE=32
 # Fill and drain cycles.
 CYCLES=4
 
-# fill_start NAME N: a fill.pl crowd of N connections, its input a FIFO
-# held open (client_close NAME ends it and the crowd drains).
-fill_start() {
-    local in=$BATS_TEST_TMPDIR/$1.in
-    mkfifo "$in"
-    perl "$FAULTS_DIR/fill.pl" 127.0.0.1 "$SERVER_PORT" "$2" <"$in" \
-        >"$(out_of "$1")" 2>"$BATS_TEST_TMPDIR/$1.err" 3>&- &
-    CLIENT_PID[$1]=$!
-    bg_track "$!"
-    sleep infinity >"$in" 3>&- &
-    CLIENT_HOLDER[$1]=$!
-    bg_track "$!"
-}
-
 # fate_of NAME FATE: how many of NAME's connections met FATE.
 fate_of() {
     sed -nE "s/^fates .*\\b$2 ([0-9]+).*/\\1/p" "$(out_of "$1")"
@@ -57,7 +43,7 @@ fate_of() {
     baseline=$(fd_counts)
     local cycle welcomed capacity= refused=0
     for cycle in $(seq 1 "$CYCLES"); do
-        fill_start "crowd$cycle" "$crowd"
+        piped_start "crowd$cycle" perl "$FAULTS_DIR/fill.pl" 127.0.0.1 "$SERVER_PORT" "$crowd"
         WAIT_SECONDS=90 wait_until "crowd$cycle to report" grep -q '^heard ' "$(out_of "crowd$cycle")"
         run cat "$(out_of "crowd$cycle")"
         welcomed=$(fate_of "crowd$cycle" welcomed)
