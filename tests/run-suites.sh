@@ -4,6 +4,10 @@
 #
 #   tests/run-suites.sh step01 step02 ...   (make test passes the chapters)
 #
+# For each chapter: its own suite (tests/stepNN), then the fault suite
+# (tests/faults, with STEP=stepNN), whose figures go to
+# build/test-logs/faults-figures.txt.
+#
 # JOBS (default 4) cases run in parallel per suite; BUILDS (default
 # "build build/san") names the build directories to test.
 set -u
@@ -13,6 +17,8 @@ JOBS=${JOBS:-4}
 BUILDS=${BUILDS:-build build/san}
 LOG_DIR=build/test-logs
 mkdir -p "$LOG_DIR"
+export FAULTS_FIGURES=$PWD/$LOG_DIR/faults-figures.txt
+: >"$FAULTS_FIGURES"
 
 passed=0 failed=0 skipped=0 status=0
 
@@ -45,6 +51,7 @@ for build in $BUILDS; do
     run_suite "$build" unit tests/unit
     for step in "$@"; do
         run_suite "$build" "$step" "tests/$step"
+        STEP=$step run_suite "$build" "$step-faults" tests/faults
     done
 done
 

@@ -189,6 +189,18 @@ assert_no_spin() {
         fail "the server used $ticks ticks in ${IDLE_WINDOW}s $1 (a spin?)"
 }
 
+# backlog_empty: no connection waits in the server's accept queue (for a
+# listening socket, the rx_queue of /proc/net/tcp is that queue's length).
+backlog_empty() {
+    local port_hex sl addr rem st queues rest
+    printf -v port_hex '%04X' "$SERVER_PORT"
+    while read -r sl addr rem st queues rest; do
+        if [ "$st" = 0A ] && [ "${addr##*:}" = "$port_hex" ]; then
+            ((16#${queues#*:} == 0)) || return 1
+        fi
+    done < <(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null)
+}
+
 # shm_left PID: /dev/shm names a server with that pid created that are
 # still there (ours are /chat-<pid>-<random>).
 shm_left() {
@@ -238,9 +250,11 @@ piped_start() {
     rm -f "$in"
     mkfifo "$in"
     "$@" <"$in" >"$(out_of "$name")" 2>"$BATS_TEST_TMPDIR/$name.err" 3>&- &
+    # shellcheck disable=SC2004 # associative arrays (common.bash)
     CLIENT_PID[$name]=$!
     bg_track "$!"
     sleep infinity >"$in" 3>&- &
+    # shellcheck disable=SC2004 # associative arrays (common.bash)
     CLIENT_HOLDER[$name]=$!
     bg_track "$!"
 }
