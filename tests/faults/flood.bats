@@ -82,6 +82,6 @@ leaves_seen() {
     run server_alive
     assert_success
     wait_until "every dead child to be reaped" no_zombies
-    figure "$n connections flooded, $((last - first + 1)) admitted, joins and leaves paired"
+    figure "$n" "$n connections flooded, $((last - first + 1)) admitted, joins and leaves paired"
     server_stop
 }

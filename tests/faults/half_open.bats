@@ -64,7 +64,7 @@ $u: no newline at the end
 $(user_of a): before the half-close"
     client_join c socat
     expect c "* welcome, you are user$((CLIENT_ID[h] + 1)) (3 online)"
-    figure "half-close: last lines relayed, one leave, clean end of stream"
+    figure 1 "half-close: last lines relayed, one leave, clean end of stream"
     server_stop
 }
 
@@ -105,7 +105,7 @@ $(user_of a): before the half-close"
             [[ $want == "$partial"* ]] || fail "h$i got a garbled last line: $partial"
         fi
     done
-    figure "5 clients half-closed during a stream of $n lines; each got a gapless start, b got all"
+    figure 5 "5 clients half-closed during a stream of $n lines; each got a gapless start, b got all"
     server_stop
 }
 
@@ -133,6 +133,6 @@ $(user_of a): before the half-close"
     wait_until "g's client to see the close" client_gone g
     say b "after g"
     expect a "$(user_of b): after g"
-    figure "a vanished peer dropped after $((n * 901)) bytes of traffic; b heard all $n lines"
+    figure 1 "a vanished peer dropped after $((n * 901)) bytes of traffic; b heard all $n lines"
     server_stop
 }

@@ -77,7 +77,7 @@ all_hear_left() {
     survivors_heard_all
     run server_alive
     assert_success
-    figure "$killed children SIGKILLed in $ROUNDS rounds; $((2 * ROUNDS * CHUNK)) lines to each survivor, none lost or doubled"
+    figure "$killed" "$killed children SIGKILLed in $ROUNDS rounds; $((2 * ROUNDS * CHUNK)) lines to each survivor, none lost or doubled"
     server_stop
 }
 
@@ -109,6 +109,6 @@ all_hear_left() {
     client_join late
     say late "after the kills"
     expect a "$(user_of late): after the kills"
-    figure "$killed workers SIGKILLed in $ROUNDS rounds; $((2 * ROUNDS * CHUNK)) lines to each survivor, none lost or doubled"
+    figure "$killed" "$killed workers SIGKILLed in $ROUNDS rounds; $((2 * ROUNDS * CHUNK)) lines to each survivor, none lost or doubled"
     server_stop
 }

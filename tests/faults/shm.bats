@@ -54,6 +54,7 @@ refuses_to_start() {
     assert_equal "$stderr" "$(shm_error "$2")"
     run grep -v '^filler$' "$left"
     assert_output ""
+    figure 1 "/dev/shm $1: one line, exit 1"
 }
 
 # chats_in MODE: in a jail of MODE, the server (chapters 1 and 2) works.
@@ -63,6 +64,7 @@ chats_in() {
     client_join b nc
     say a "no shared memory needed"
     expect b "user1: no shared memory needed"
+    figure 1 "/dev/shm $1: not used, the room works"
     server_stop
 }
 
@@ -135,6 +137,6 @@ chats_in() {
     done
     run server_alive
     assert_success
-    figure "/dev/shm filled while running; ${#senders[@]} x $n lines of 1000 bytes relayed after"
+    figure 1 "/dev/shm filled while running; ${#senders[@]} x $n lines of 1000 bytes relayed after"
     server_stop
 }

@@ -58,6 +58,6 @@ LINES=20000
     say w "still here"
     expect s "$(user_of w): still here"
     wait_until "every dead child to be reaped" no_zombies
-    figure "$SLOW slow readers dropped; $LINES lines ($((LINES * 901)) bytes) to the reader that kept up, none lost; PSS grew $grew KiB (bound $bound KiB)"
+    figure "$SLOW" "$SLOW slow readers dropped; $LINES lines ($((LINES * 901)) bytes) to the reader that kept up, none lost; PSS grew $grew KiB (bound $bound KiB)"
     server_stop
 }

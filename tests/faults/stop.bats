@@ -83,7 +83,7 @@ is_stopped() {
     done
     run grep -E "died; replacing it|killed by signal" "$SERVER_ERR"
     assert_output ""
-    figure "stopped and continued with $n lines in between; every victim heard all $n"
+    figure 1 "stopped and continued with $n lines in between; every victim heard all $n"
     server_stop
 }
 
@@ -121,7 +121,7 @@ is_stopped() {
     expect a "$(user_of z): after the stop"
     expect b "$(user_of z): after the stop"
     wait_until "every dead child to be reaped" no_zombies
-    figure "stopped while $n lines passed (more than a ring); victims dropped and announced, b heard all $n"
+    figure 1 "stopped while $n lines passed (more than a ring); victims dropped and announced, b heard all $n"
     server_stop
 }
 
@@ -143,6 +143,6 @@ is_stopped() {
     wait "$writer"
     WAIT_SECONDS=60 heard_all b "$(user_of a)" "$sent"
     wait_for_line "$(out_of late)" "* welcome, you are user3 (3 online)"
-    figure "main process stopped and continued under traffic; $n lines, none lost"
+    figure 1 "main process stopped and continued under traffic; $n lines, none lost"
     server_stop
 }

@@ -71,6 +71,6 @@ setup() {
     client_join y3
     expect y3 "* welcome, you are user3 (3 online)"
     SERVER_PID=$y_pid
-    figure "two instances, $((2 * n)) lines relayed at once, nothing crossed; one SIGKILLed, the other untouched"
+    figure 1 "two instances, $((2 * n)) lines relayed at once, nothing crossed; one SIGKILLed, the other untouched"
     server_stop
 }
