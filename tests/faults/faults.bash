@@ -88,13 +88,12 @@ no_zombies() {
 # in KiB. PSS shares each shared page (the rings) among the processes that
 # map it, so the sum counts every page once.
 pss_kb() {
-    local pid kb total=0
-    for pid in $(server_pids); do
-        kb=$(awk '/^Pss:/ { print $2; exit }' "/proc/$pid/smaps_rollup" \
-            2>/dev/null) || continue
-        total=$((total + ${kb:-0}))
-    done
-    echo "$total"
+    local -a files=()
+    local pid
+    for pid in $(server_pids); do files+=("/proc/$pid/smaps_rollup"); done
+    # One pass over all: fast enough to sample many times a second. A
+    # process gone by the time its file is read counts 0.
+    cat "${files[@]}" 2>/dev/null | awk '/^Pss:/ { kb += $2 } END { print kb + 0 }'
 }
 
 # sample_pss_peak FILE: until killed, sample pss_kb and keep the largest
@@ -105,7 +104,7 @@ sample_pss_peak() {
     peak=$(cat "$1" 2>/dev/null || echo 0)
     while :; do
         now=$(pss_kb)
-        if ((now > peak)); then
+        if ((${now:-0} > peak)); then
             peak=$now
             echo "$peak" >"$1.tmp" && mv "$1.tmp" "$1"
         fi
