@@ -3,6 +3,10 @@
 # pieces, lose nothing, and hold no more than a few pieces of it at a time:
 # its memory stays bounded while the line streams through.
 
+# SC2016: the single-quoted bash -c script expands its own "$1".
+# SC2154: bats's run sets $stderr.
+# shellcheck disable=SC2016,SC2154
+
 setup() {
     load ../helpers/common
     load faults

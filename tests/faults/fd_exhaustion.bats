@@ -14,6 +14,12 @@ NOFILE=32
 # Fill and drain cycles.
 CYCLES=4
 
+# fds_are COUNTS: fd_counts prints COUNTS: the same processes, with the
+# same number of open descriptors each.
+fds_are() {
+    [ "$(fd_counts)" = "$1" ]
+}
+
 # fate_of NAME FATE: how many of NAME's connections met FATE.
 fate_of() {
     sed -nE "s/^fates .*\\b$2 ([0-9]+).*/\\1/p" "$(out_of "$1")"
@@ -41,7 +47,7 @@ fate_of() {
     fi
     local baseline
     baseline=$(fd_counts)
-    local cycle welcomed capacity= refused=0
+    local cycle welcomed capacity='' refused=0
     for cycle in $(seq 1 "$CYCLES"); do
         piped_start "crowd$cycle" perl "$FAULTS_DIR/fill.pl" 127.0.0.1 "$SERVER_PORT" "$crowd"
         WAIT_SECONDS=90 wait_until "crowd$cycle to report" grep -q '^heard ' "$(out_of "crowd$cycle")"
@@ -71,7 +77,7 @@ fate_of() {
         wait_until "w to hear all $gone leaves" eval \
             "[ \$(grep -c '^\* user[0-9]* left\$' '$(out_of w)') -eq $gone ]"
         wait_until "every descriptor of cycle $cycle to be closed" \
-            eval '[ "$(fd_counts)" = "$baseline" ]' || {
+            fds_are "$baseline" || {
             echo "now: $(fd_counts)"$'\n'"before: $baseline" >&2
             false
         }

@@ -2,6 +2,9 @@
 # Fault: a flood of connections that connect and vanish at once, closed
 # (FIN) or aborted (RST) before the server has said a word to them.
 
+# SC2154: CLIENT_ID[w] is an associative array's key, not a variable.
+# shellcheck disable=SC2154
+
 setup() {
     load ../helpers/common
     load faults
@@ -54,9 +57,9 @@ leaves_seen() {
     fi
     server_start -n "$limit"
     client_join w
-    local mode i n=0
+    local mode n=0
     for mode in fin rst mixed; do
-        for i in $(seq 1 "$batches"); do
+        for _ in $(seq 1 "$batches"); do
             run perl "$FAULTS_DIR/flood.pl" 127.0.0.1 "$SERVER_PORT" "$batch" "$mode"
             assert_success
             n=$((n + batch))

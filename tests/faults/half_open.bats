@@ -10,6 +10,10 @@
 # And peers that vanish without a FIN (a stopped client: its socket stays
 # open, nobody reads or closes it) must not wedge the server.
 
+# SC2154: CLIENT_ID[h] is an associative array's key, not a variable.
+# SC2153: CLIENT_PID is common.bash's; SC2034: CHECKED_BYTES is figure's.
+# shellcheck disable=SC2154,SC2153,SC2034
+
 setup() {
     load ../helpers/common
     load faults

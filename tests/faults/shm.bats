@@ -9,6 +9,9 @@
 # (shm_jail.sh), so nothing outside the test sees it; that needs root and
 # unshare(1).
 
+# SC2154: bats's run sets $stderr.
+# shellcheck disable=SC2154
+
 setup() {
     load ../helpers/common
     load faults
@@ -47,6 +50,7 @@ shm_error() {
 refuses_to_start() {
     local left=$BATS_TEST_TMPDIR/left
     # Bounded: a server that keeps dying and being replaced never exits.
+    # shellcheck disable=SC2046 # no arguments, or -w 2
     SHM_JAIL_LIST=$left run --separate-stderr \
         timeout -k 5 "$WAIT_SECONDS" "$JAIL" "$1" "$SERVER" $(pool_args) 127.0.0.1 0
     assert_failure 1

@@ -5,6 +5,9 @@
 # readers must be dropped and announced as left, and a reader that keeps
 # up must get every line.
 
+# SC2034: CHECKED_BYTES is read by figure (faults.bash).
+# shellcheck disable=SC2034
+
 setup() {
     load ../helpers/common
     load faults
