@@ -120,7 +120,7 @@ $(user_of a): before the half-close"
     # r reads, s sends (paced.pl: never more than r can take).
     local n=20000 sent=$BATS_TEST_TMPDIR/sent
     seq -f "%0900g" 1 "$n" >"$sent"
-    piped_start pair perl "$FAULTS_DIR/paced.pl" 127.0.0.1 "$SERVER_PORT" "$sent"
+    piped_start pair perl "$HELPERS/paced.pl" 127.0.0.1 "$SERVER_PORT" "$sent" go
     local log
     log=$(out_of pair)
     wait_for_line "$log" "sender user2"

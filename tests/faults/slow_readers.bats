@@ -25,7 +25,7 @@ LINES=20000
     # w reads, s sends (paced.pl: never more than w can take).
     local sent=$BATS_TEST_TMPDIR/sent
     seq -f "%0900g" 1 "$LINES" >"$sent"
-    piped_start pair perl "$FAULTS_DIR/paced.pl" 127.0.0.1 "$SERVER_PORT" "$sent"
+    piped_start pair perl "$HELPERS/paced.pl" 127.0.0.1 "$SERVER_PORT" "$sent" go
     local log
     log=$(out_of pair)
     wait_for_line "$log" "sender user2"

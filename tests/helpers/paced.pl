@@ -1,20 +1,21 @@
 #!/usr/bin/perl
-# A stream through the server, sent no faster than it is read, for the
-# cases of tests/faults that stream a lot while something else goes wrong:
+# A stream through the server, sent no faster than it is read:
 #
-#   paced.pl HOST PORT FILE
+#   paced.pl HOST PORT FILE go|now
 #
 # Connects a reader, then a sender, and prints "reader user<r>" and
-# "sender user<s>". On a line "go" on standard input the sender sends
-# FILE, a line at a time as the window allows; the reader checks that the
-# sender's messages are FILE's lines, each once, in order, and prints
-# "heard N lines, B bytes" when all have come (or "wrong line K: ..." and
-# exits 1). Every other line the reader receives (joins, leaves) is copied
-# to standard output as it comes. Both stay connected, reading, until
-# standard input ends.
+# "sender user<s>". The sender sends FILE -- at once (now), or on a line
+# "go" on standard input (go) -- a line at a time as the window allows;
+# the reader checks that the sender's messages are FILE's lines, each
+# once, in order, and prints "heard N lines, B bytes" when all have come
+# (or "wrong line K: ..." and exits 1). Every other line the reader
+# receives (joins, leaves) is copied to standard output as it comes. Both
+# stay connected, reading, until standard input ends (go) or until killed
+# (now).
 #
 # The server drops a reader whose queue passes its limit (256 KiB), and a
-# busy machine may not run a reader for a while: a sender that never runs
+# reader that is a little slower than an unpaced sender (or that a busy
+# machine does not run for a while) soon is one. A sender that never runs
 # more than WINDOW bytes ahead of its reader keeps that reader's queue
 # under the limit, whatever the scheduler does. Gives up after 300 s.
 use strict;
@@ -22,8 +23,9 @@ use warnings;
 use IO::Handle;
 use Socket qw(AF_INET SOCK_STREAM inet_pton pack_sockaddr_in);
 
-my ($host, $port, $file) = @ARGV;
-die "usage: $0 HOST PORT FILE\n" unless defined $file;
+my ($host, $port, $file, $mode) = @ARGV;
+die "usage: $0 HOST PORT FILE go|now\n"
+    unless defined $mode && $mode =~ /^(go|now)$/;
 use constant WINDOW => 128 * 1024;
 STDOUT->autoflush(1);
 
@@ -52,12 +54,14 @@ my $prefix = "$sender: ";
 
 my ($next_send, $next_heard, $bytes) = (0, 0, 0);
 my ($sent, $heard) = (0, 0);    # bytes of FILE sent, and heard back
-my ($out, $in, $go, $stdin_open) = ('', '', 0, 1);
-my $deadline;
-while ($stdin_open) {
+my ($out, $in) = ('', '');
+my $go = $mode eq 'now';
+my $stdin_open = !$go;    # now: standard input is not ours to watch
+my $deadline = $go ? time + 300 : undef;
+while ($stdin_open || $mode eq 'now') {
     my ($r, $w) = ('', '');
     vec($r, fileno($_), 1) = 1 for $rx, $tx;
-    vec($r, fileno(STDIN), 1) = 1;
+    vec($r, fileno(STDIN), 1) = 1 if $stdin_open;
     # Top up the output from FILE while the window allows.
     while ($go && $next_send < @want && $sent - $heard < WINDOW) {
         $out .= $want[$next_send];
@@ -67,7 +71,7 @@ while ($stdin_open) {
     select(my $rout = $r, my $wout = $w, undef, 1) >= 0 or die "select: $!\n";
     die "gave up after 300 s: heard $next_heard lines\n"
         if $deadline && time > $deadline && $next_heard < @want;
-    if (vec($rout, fileno(STDIN), 1)) {
+    if ($stdin_open && vec($rout, fileno(STDIN), 1)) {
         my $cmd = <STDIN>;
         if (!defined $cmd) {
             $stdin_open = 0;
