@@ -139,9 +139,23 @@ shm_region_kb() {
 # Memory a server may use beyond what it must hold (its output queues and
 # its shared region), in KiB: the allocator's rounding and free lists, and
 # under AddressSanitizer its shadow memory and a quarantine of 1 MiB (see
-# small_quarantine).
-# shellcheck disable=SC2034 # used by the suite's files
+# small_quarantine) -- once for the server, and once more for each other
+# process (chapter 3's children, chapter 4's workers), which has an
+# allocator of its own.
 MEMORY_SLACK_KB=$((4 * 1024))
+PROCESS_SLACK_KB=1024
+
+# memory_bound_kb CLIENTS [NEW]: how much the server may grow, in KiB,
+# while CLIENTS clients each have a queue at its limit: twice HIGH_WATER
+# each (a queue, and the allocator's rounding), the shared region once
+# touched, and the slack for each process it has now and for NEW processes
+# still to come (chapter 3's children of clients not yet connected).
+memory_bound_kb() {
+    local procs
+    procs=$(($(server_pids | wc -l) + ${2:-0}))
+    echo $(($1 * 2 * $(high_water_kb) + $(shm_region_kb) + MEMORY_SLACK_KB +
+        (procs - 1) * PROCESS_SLACK_KB))
+}
 
 # small_quarantine: under AddressSanitizer, freed memory waits in a
 # quarantine (256 MiB by default) to catch use-after-free. That is the

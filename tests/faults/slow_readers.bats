@@ -35,7 +35,11 @@ LINES=20000
     wait_for_line "$BATS_TEST_TMPDIR/slow.out" "connected $SLOW"
     WAIT_SECONDS=60 wait_until "w to hear the $SLOW slow readers join" eval \
         "[ \$(grep -c '^\\* user[0-9]* joined\$' '$log') -eq $((SLOW + 1)) ]"
-    local before peak=$BATS_TEST_TMPDIR/peak
+    # The bound: every client's queue at its limit, and the slack (see
+    # memory_bound_kb). A server that kept what the slow readers did not
+    # read would hold 18 MB for each.
+    local before bound peak=$BATS_TEST_TMPDIR/peak
+    bound=$(memory_bound_kb $((SLOW + 2)))
     before=$(pss_kb)
     echo "$before" >"$peak"
     sample_pss_peak "$peak" 3>&- &
@@ -48,11 +52,6 @@ LINES=20000
     WAIT_SECONDS=60 wait_until "w to hear the $SLOW slow readers leave" eval \
         "[ \$(grep -c '^\\* user[0-9]* left\$' '$log') -eq $SLOW ]"
     kill "$sampler"
-    # The bound: every client's queue at its limit, twice over for the
-    # allocator's rounding and free lists (AddressSanitizer's included),
-    # the shared region once touched, and the slack. A server that kept
-    # what the slow readers did not read would hold 18 MB for each.
-    local bound=$(((SLOW + 2) * 2 * $(high_water_kb) + $(shm_region_kb) + MEMORY_SLACK_KB))
     local grew=$(($(cat "$peak") - before))
     ((grew <= bound)) ||
         fail "the server grew by $grew KiB with $SLOW slow readers (bound $bound KiB)"
