@@ -68,6 +68,7 @@ help:
 	@echo "  make clean            remove build/"
 	@echo "Variables: SAN=1 (AddressSanitizer + UBSan into build/san), CI=1 (-Werror)"
 	@echo "Run one suite:  make step01 && bats tests/step01"
+	@echo "Fault suite of one chapter:  STEP=step03 bats tests/faults  (BUILD_DIR=\$$PWD/build/san: SAN=1)"
 	@echo "Test your own server:  SERVER=path/to/server bats tests/step01"
 
 # ---- building --------------------------------------------------------------

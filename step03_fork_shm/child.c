@@ -397,6 +397,17 @@ run_child(const struct child_start *cs)
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != cs->parent)
         child_exit(0);
 
+    /* The join is the first record of this user in its ring, before any
+     * of its messages: every reader sees them in that order. It comes
+     * before anything that may fail, because whatever ends this child
+     * from here on, the parent announces the user as left -- a client
+     * that resets before its welcome is written included -- guarded by
+     * tests/faults/flood.bats. */
+    int n = snprintf(welcome, sizeof welcome, "* user%lu joined\n", cs->id);
+    ring_put(&cs->shm->rings[cs->slot], welcome, (size_t)n);
+    ch.news = true;
+    tell_parent(&ch);
+
     ch.epfd = epoll_create1(EPOLL_CLOEXEC);
     if (ch.epfd < 0 || net_set_nonblock(cs->client_fd) < 0)
         die_child("cannot set up the child");
@@ -411,17 +422,11 @@ run_child(const struct child_start *cs)
 
     /* The parent has set our progress in every ring to its end
      * (shm_reader_start()): we hear the messages from now on. */
-    int n = snprintf(welcome, sizeof welcome,
-                     "* welcome, you are user%lu (%zu online)\n", cs->id,
-                     cs->online);
+    n = snprintf(welcome, sizeof welcome,
+                 "* welcome, you are user%lu (%zu online)\n", cs->id,
+                 cs->online);
     child_send(&ch, welcome, (size_t)n);
     flush_client(&ch);
-    /* The join is the first record of this user in its ring, before any
-     * of its messages: every reader sees them in that order. */
-    n = snprintf(welcome, sizeof welcome, "* user%lu joined\n", cs->id);
-    ring_put(&cs->shm->rings[cs->slot], welcome, (size_t)n);
-    ch.news = true;
-    tell_parent(&ch);
     /* [run-child] */
 
     /* [child-loop] */

@@ -35,10 +35,18 @@ shm_room_create(size_t nrings, char name[64])
     if (fd < 0)
         return NULL;
 
+    /* ftruncate() alone would make a sparse object: on a full /dev/shm it
+     * succeeds, and the first write into a page the tmpfs cannot supply
+     * raises SIGBUS -- in whichever process touches it, at any time.
+     * posix_fallocate() takes every page now, or fails with ENOSPC: the
+     * server fails at start, with a message, and cannot fail later --
+     * guarded by tests/faults/shm.bats. It returns the error number. */
     void *p = MAP_FAILED;
-    if (ftruncate(fd, (off_t)size) == 0)
+    int saved = posix_fallocate(fd, 0, (off_t)size);
+    if (saved == 0) {
         p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    int saved = errno;
+        saved = errno;
+    }
     /* The name has done its job: every process that needs the region
      * gets it by inheriting this mapping across fork(). */
     shm_unlink(name);
@@ -47,7 +55,7 @@ shm_room_create(size_t nrings, char name[64])
         errno = saved;
         return NULL;
     }
-    struct shm_room *room = p; /* ftruncate() filled it with zeros */
+    struct shm_room *room = p; /* posix_fallocate() filled it with zeros */
     room->nrings = nrings;
     room->progress = (_Atomic uint64_t *)((char *)p + rings);
     room->reading = (_Atomic unsigned char *)(room->progress + nrings * nrings);

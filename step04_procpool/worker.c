@@ -420,15 +420,17 @@ on_accept(struct worker *w)
         if (errno == EINTR || errno == ECONNABORTED)
             continue;
         if (errno == EMFILE || errno == ENFILE) {
-            /* Shed one: give up the spare, accept, refuse, take it back. */
+            /* Shed one: give up the spare, accept, refuse, take it back.
+             * Then stop: the parent hands the next connection to the
+             * next worker, which may have descriptors to spare. Shedding
+             * the whole backlog here turned away clients the pool had
+             * room for -- guarded by tests/faults/fd_exhaustion.bats. */
             log_errno("cannot accept a connection");
             close(w->reserve_fd);
             fd = accept4(w->ws->listen_fd, NULL, NULL, SOCK_CLOEXEC);
             if (fd >= 0)
                 refuse(fd);
             w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-            if (fd >= 0)
-                continue;
         } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
             log_errno("cannot accept a connection");
         }

@@ -4,6 +4,10 @@
 #
 #   tests/run-suites.sh step01 step02 ...   (make test passes the chapters)
 #
+# For each chapter: its own suite (tests/stepNN), then the fault suite
+# (tests/faults, with STEP=stepNN), whose figures go to
+# build/test-logs/faults-figures.txt.
+#
 # JOBS (default 4) cases run in parallel per suite; BUILDS (default
 # "build build/san") names the build directories to test.
 set -u
@@ -13,6 +17,8 @@ JOBS=${JOBS:-4}
 BUILDS=${BUILDS:-build build/san}
 LOG_DIR=build/test-logs
 mkdir -p "$LOG_DIR"
+export FAULTS_FIGURES=$PWD/$LOG_DIR/faults-figures.txt
+: >"$FAULTS_FIGURES"
 
 passed=0 failed=0 skipped=0 status=0
 
@@ -45,8 +51,13 @@ for build in $BUILDS; do
     run_suite "$build" unit tests/unit
     for step in "$@"; do
         run_suite "$build" "$step" "tests/$step"
+        STEP=$step run_suite "$build" "$step-faults" tests/faults
     done
 done
 
+# The fault suite's figures, summed (see tests/faults/README.md).
+awk '{ split($3, f, "="); split($4, b, "="); faults += f[2]; bytes += b[2] }
+     END { if (NR) printf "fault suite: %.0f faults injected, %.0f bytes relayed under faults and checked, none lost\n", faults, bytes }' \
+    "$FAULTS_FIGURES"
 echo "$passed passed, $failed failed, $skipped skipped"
 exit $status
