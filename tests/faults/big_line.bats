@@ -28,7 +28,7 @@ MIB=100
     # many times over.
     local before bound peak=$BATS_TEST_TMPDIR/peak
     # In chapter 3 both clients get a process of their own.
-    bound=$(memory_bound_kb 2 $((STEP_NUM == 3 ? 2 : 0)))
+    bound=$(memory_bound_kb 2 $((STEP_NUM == 3 ? 2 : 0))) || fail "no memory bound for $STEP"
     before=$(pss_kb)
     echo "$before" >"$peak"
     sample_pss_peak "$peak" 3>&- &

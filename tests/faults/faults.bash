@@ -113,13 +113,17 @@ sample_pss_peak() {
 }
 
 # high_water_kb: the per-client output queue limit, HIGH_WATER in the
-# chapter's sources, in KiB (256 in every step).
+# chapter's sources (`#define HIGH_WATER 262144 /* 256 KiB */`), in KiB.
+# Fails, saying so, if the sources do not define it as a number.
 high_water_kb() {
-    local expr
-    expr=$(sed -nE 's/^#define HIGH_WATER \((.*)\)$/\1/p' \
+    local value
+    value=$(sed -nE 's/^#define HIGH_WATER[[:space:]]+([0-9]+)([^0-9].*)?$/\1/p' \
         "$REPO_ROOT"/"$STEP"_*/*.c | head -n 1)
-    [ -n "$expr" ] || fail "no HIGH_WATER in the sources of $STEP"
-    echo $((expr / 1024))
+    if ! [[ $value =~ ^[0-9]+$ ]]; then
+        echo "no numeric HIGH_WATER in the sources of $STEP" >&2
+        return 1
+    fi
+    echo $((value / 1024))
 }
 
 # shm_region_kb: the size of the server's shared region in KiB (0 for
@@ -151,9 +155,10 @@ PROCESS_SLACK_KB=1024
 # touched, and the slack for each process it has now and for NEW processes
 # still to come (chapter 3's children of clients not yet connected).
 memory_bound_kb() {
-    local procs
+    local procs high
+    high=$(high_water_kb) || return 1
     procs=$(($(server_pids | wc -l) + ${2:-0}))
-    echo $(($1 * 2 * $(high_water_kb) + $(shm_region_kb) + MEMORY_SLACK_KB +
+    echo $(($1 * 2 * high + $(shm_region_kb) + MEMORY_SLACK_KB +
         (procs - 1) * PROCESS_SLACK_KB))
 }
 

@@ -39,7 +39,7 @@ LINES=20000
     # memory_bound_kb). A server that kept what the slow readers did not
     # read would hold 18 MB for each.
     local before bound peak=$BATS_TEST_TMPDIR/peak
-    bound=$(memory_bound_kb $((SLOW + 2)))
+    bound=$(memory_bound_kb $((SLOW + 2))) || fail "no memory bound for $STEP"
     before=$(pss_kb)
     echo "$before" >"$peak"
     sample_pss_peak "$peak" 3>&- &
