@@ -94,15 +94,15 @@ $(MISSING):
 	@echo "$@: this chapter is not written yet; chapters present: $(STEP_NAMES)" >&2
 	@exit 1
 
-$(B)/tests/test_line: $(B)/obj/tests/unit/test_line.o $(COMMON_OBJ)
+$(B)/tests/test_line: $(B)/obj/tests/unit/test_line.o $(B)/obj/tests/unit/unit.o $(COMMON_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(B)/tests/test_net: $(B)/obj/tests/unit/test_net.o $(COMMON_OBJ)
+$(B)/tests/test_net: $(B)/obj/tests/unit/test_net.o $(B)/obj/tests/unit/unit.o $(COMMON_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(B)/tests/test_outq: $(B)/obj/tests/unit/test_outq.o $(COMMON_OBJ)
+$(B)/tests/test_outq: $(B)/obj/tests/unit/test_outq.o $(B)/obj/tests/unit/unit.o $(COMMON_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -10,7 +10,7 @@
 # report keeps the samples of the server's processes only (parent, children
 # and workers all run as `server`): build/bench/profile-stepNN.txt, the
 # symbols by self time, then with their callers.
-# Run it under `flock /tmp/heavy.lock` like any benchmark.
+# Run it on an otherwise idle machine, like any benchmark.
 set -euo pipefail
 step=${1:?usage: profile.sh stepNN [CLIENTS [SENDERS [SECONDS]]]}
 clients=${2:-1000}

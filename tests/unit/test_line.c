@@ -7,6 +7,7 @@
  * test, so a failure names the case.
  */
 #include "line.h"
+#include "unit.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -280,12 +281,6 @@ t_huge(void)
     return 0;
 }
 
-/** One named case. */
-struct test_case {
-    const char *name; /**< as given on the command line */
-    int (*fn)(void); /**< returns 0 on success */
-};
-
 /** Every case, in the order `test_line` runs them. */
 static const struct test_case cases[] = {
     {"simple", t_simple},     {"crlf", t_crlf},
@@ -296,7 +291,7 @@ static const struct test_case cases[] = {
 };
 
 /**
- * @brief Runs the named case, or all of them.
+ * @brief Runs the named case, or all of them (unit_run()).
  * @param argc 1 or 2.
  * @param argv optional case name.
  * @return 0 if every case run passed, 1 otherwise, 2 for an unknown name.
@@ -304,19 +299,6 @@ static const struct test_case cases[] = {
 int
 main(int argc, char **argv)
 {
-    int failed = 0, found = 0;
-
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        if (argc > 1 && strcmp(argv[1], cases[i].name) != 0)
-            continue;
-        found = 1;
-        int rc = cases[i].fn();
-        printf("%s %s\n", rc ? "FAIL" : "ok", cases[i].name);
-        failed |= rc;
-    }
-    if (!found) {
-        fprintf(stderr, "test_line: no case named '%s'\n", argv[1]);
-        return 2;
-    }
-    return failed;
+    return unit_run("test_line", cases, sizeof cases / sizeof cases[0], argc,
+                    argv);
 }

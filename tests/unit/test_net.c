@@ -6,6 +6,7 @@
  * runs them all. tests/unit/net.bats runs each case as one Bats test.
  */
 #include "net.h"
+#include "unit.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -65,19 +66,13 @@ t_listen_nodelay(void)
     return rc;
 }
 
-/** One named case. */
-struct test_case {
-    const char *name; /**< as given on the command line */
-    int (*fn)(void); /**< returns 0 on success */
-};
-
 /** Every case, in the order `test_net` runs them. */
 static const struct test_case cases[] = {
     {"listen_nodelay", t_listen_nodelay},
 };
 
 /**
- * @brief Runs the named case, or all of them.
+ * @brief Runs the named case, or all of them (unit_run()).
  * @param argc 1 or 2.
  * @param argv optional case name.
  * @return 0 if every case run passed, 1 otherwise, 2 for an unknown name.
@@ -85,19 +80,6 @@ static const struct test_case cases[] = {
 int
 main(int argc, char **argv)
 {
-    int failed = 0, found = 0;
-
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        if (argc > 1 && strcmp(argv[1], cases[i].name) != 0)
-            continue;
-        found = 1;
-        int rc = cases[i].fn();
-        printf("%s %s\n", rc ? "FAIL" : "ok", cases[i].name);
-        failed |= rc;
-    }
-    if (!found) {
-        fprintf(stderr, "test_net: no case named '%s'\n", argv[1]);
-        return 2;
-    }
-    return failed;
+    return unit_run("test_net", cases, sizeof cases / sizeof cases[0], argc,
+                    argv);
 }

@@ -8,6 +8,7 @@
  * cases pin down what it found.
  */
 #include "outq.h"
+#include "unit.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -101,12 +102,6 @@ t_flush(void)
     return 0;
 }
 
-/** One named case. */
-struct test_case {
-    const char *name; /**< as given on the command line */
-    int (*fn)(void); /**< returns 0 on success */
-};
-
 /** Every case, in the order `test_outq` runs them. */
 static const struct test_case cases[] = {
     {"zero", t_zero},
@@ -115,7 +110,7 @@ static const struct test_case cases[] = {
 };
 
 /**
- * @brief Runs the named case, or all of them.
+ * @brief Runs the named case, or all of them (unit_run()).
  * @param argc 1 or 2.
  * @param argv optional case name.
  * @return 0 if every case run passed, 1 otherwise, 2 for an unknown name.
@@ -123,19 +118,6 @@ static const struct test_case cases[] = {
 int
 main(int argc, char **argv)
 {
-    int failures = 0, found = 0;
-
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        if (argc > 1 && strcmp(argv[1], cases[i].name) != 0)
-            continue;
-        found = 1;
-        int rc = cases[i].fn();
-        printf("%s %s\n", rc ? "FAIL" : "ok", cases[i].name);
-        failures |= rc;
-    }
-    if (!found) {
-        fprintf(stderr, "test_outq: no case named '%s'\n", argv[1]);
-        return 2;
-    }
-    return failures;
+    return unit_run("test_outq", cases, sizeof cases / sizeof cases[0], argc,
+                    argv);
 }
