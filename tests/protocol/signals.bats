@@ -71,7 +71,9 @@ notice_is_last() {
     server_start
     client_join a
     client_join b socat
-    local n=20000
+    # About 210 KB for b: under the per-client queue limit even if b does
+    # not read at all while they stream.
+    local n=12000
     seq -f "line %g" 1 "$n" >"$BATS_TEST_TMPDIR/lines"
     send_file a "$BATS_TEST_TMPDIR/lines"
     # Signal while the lines are still streaming through the server.
@@ -135,12 +137,12 @@ notice_is_last() {
     # through writing a flood to it.
     peer_start r reset
     expect a "* user3 joined"
+    # 4 MB, in chunks that b keeps up with (send_in_chunks); "user1: " +
+    # 200 digits + "\n" is 208 bytes a line.
     local n=20000
     seq -f "%0200g" 1 "$n" >"$BATS_TEST_TMPDIR/lines"
-    send_file a "$BATS_TEST_TMPDIR/lines" 3>&- &
-    local writer=$!
+    send_in_chunks a b "$BATS_TEST_TMPDIR/lines" 1000 208
     expect a "* user3 left"
-    wait "$writer"
     expect b "user1: $(printf '%0200d' "$n")"
     run grep -c '^user1: ' "$(out_of b)"
     assert_output "$n"
