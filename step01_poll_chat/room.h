@@ -74,8 +74,8 @@ struct room_hooks {
     size_t (*room_to_publish)(void *ctx);
     /** A line said here (message or notice), for the rest of the room. */
     void (*publish)(void *ctx, const char *line, size_t len);
-    /** @p c joined here. */
-    void (*joined)(void *ctx, struct client *c);
+    /** @p c joined here: 0, or -1 with errno set to turn it away. */
+    int (*joined)(void *ctx, struct client *c);
     /** @p c left, and its leave has been published; it is freed next. */
     void (*left)(void *ctx, struct client *c);
 };

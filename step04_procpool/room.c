@@ -260,6 +260,21 @@ online_in_room(const struct room *room)
     return room->online;
 }
 
+/**
+ * @brief Takes a client out of the dense table, moving the last one into
+ *        its seat.
+ * @param room the room.
+ * @param c    the client.
+ */
+static void
+unseat(struct room *room, struct client *c)
+{
+    struct client *last = room->users[--room->online];
+
+    last->seat = c->seat;
+    room->users[c->seat] = last;
+}
+
 /* [join] */
 struct client *
 room_join(struct room *room, int fd)
@@ -294,8 +309,13 @@ room_join(struct room *room, int fd)
                                 : ++room->next_id;
     c->seat = room->online;
     room->users[room->online++] = c;
-    if (room->hooks != NULL)
-        room->hooks->joined(room->hooks->ctx, c);
+    if (room->hooks != NULL && room->hooks->joined(room->hooks->ctx, c) < 0) {
+        log_errno("cannot admit user%lu", c->id);
+        unseat(room, c);
+        close(fd);
+        free(c);
+        return NULL;
+    }
     trace_add(": user%lu on fd %d", c->id, fd);
 
     client_send(room, c, msg, proto_welcome(msg, c->id, everyone + 1));
@@ -502,21 +522,6 @@ drop_slow_readers(struct room *room)
         room->stats.slow++;
         room_drop(room, c);
     }
-}
-
-/**
- * @brief Takes a client out of the dense table, moving the last one into
- *        its seat.
- * @param room the room.
- * @param c    the client.
- */
-static void
-unseat(struct room *room, struct client *c)
-{
-    struct client *last = room->users[--room->online];
-
-    last->seat = c->seat;
-    room->users[c->seat] = last;
 }
 
 /* [reap] */

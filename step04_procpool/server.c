@@ -27,10 +27,12 @@
  * - one room across the whole pool, with room-wide ids and user limit.
  */
 #include "args.h"
+#include "clock.h"
+#include "conn.h"
 #include "log.h"
 #include "net.h"
 #include "shm.h"
-#include "worker.h"
+#include "child.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -48,8 +50,6 @@
 #include <unistd.h>
 
 /* [constants] */
-/** Descriptors kept back from the limit for the server's own use. */
-#define FD_RESERVE 64
 /** Most milliseconds a graceful shutdown waits for the workers. */
 #define SHUTDOWN_GRACE_MS 3000
 /** How long the parent waits for a worker's 'D' before it re-arms. */
@@ -63,14 +63,14 @@
 /* [constants] */
 
 /* [types] */
-/** One worker process of the pool. */
+/** One worker process of the srv. */
 struct worker_slot {
     pid_t pid; /**< its pid, 0 while it is being replaced */
     int fd; /**< parent's end of the socketpair, -1 once closed */
 };
 
 /** The parent: the listening socket, the pool, the event loop. */
-struct pool {
+struct server {
     int epfd; /**< the epoll instance */
     int listen_fd; /**< the listening socket, -1 once closing */
     int sig_fd; /**< read end of the signal pipe */
@@ -79,13 +79,13 @@ struct pool {
     struct worker_slot *workers; /**< #nworkers slots */
     size_t next; /**< round-robin: the next worker to accept */
     int accepting; /**< the worker told to accept, or -1 */
-    struct timespec accept_deadline; /**< when to stop waiting for it */
+    long long accept_deadline; /**< when to stop waiting for it */
     struct shm_room *shm; /**< the shared rings and books */
     char shm_name[64]; /**< its (already unlinked) name */
     bool news; /**< a ring grew in this pass: poke the workers */
-    struct timespec started; /**< start time, for the uptime (SIGHUP) */
+    long long started; /**< start time, for the uptime (SIGHUP) */
     bool closing; /**< SIGINT/SIGTERM seen: waiting for the workers */
-    struct timespec deadline; /**< when a graceful shutdown gives up */
+    long long deadline; /**< when a graceful shutdown gives up */
 };
 
 /** Both ends of the signal pipe: the handler writes [1], the loop reads
@@ -94,38 +94,8 @@ static int sig_pipefd[2];
 /* [types] */
 
 /**
- * @brief Milliseconds from @p a to @p b.
- * @param a the earlier time.
- * @param b the later time.
- * @return b - a in milliseconds (negative if @p b is earlier).
- */
-static long
-ms_between(const struct timespec *a, const struct timespec *b)
-{
-    return (b->tv_sec - a->tv_sec) * 1000L +
-           (b->tv_nsec - a->tv_nsec) / 1000000L;
-}
-
-/**
- * @brief A time @p ms milliseconds from now.
- * @param t  receives the time (CLOCK_MONOTONIC).
- * @param ms milliseconds to add.
- */
-static void
-deadline_in(struct timespec *t, long ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, t);
-    t->tv_sec += ms / 1000;
-    t->tv_nsec += (ms % 1000) * 1000000L;
-    if (t->tv_nsec >= 1000000000L) {
-        t->tv_sec++;
-        t->tv_nsec -= 1000000000L;
-    }
-}
-
-/**
  * @brief Adds a descriptor to the epoll set.
- * @param pool   the pool.
+ * @param srv    the server.
  * @param fd     the descriptor.
  * @param events EPOLLIN, EPOLLONESHOT...
  * @param token  what epoll hands back: a worker index or a TOKEN_ constant.
@@ -133,29 +103,29 @@ deadline_in(struct timespec *t, long ms)
  */
 /* [watch] */
 static int
-watch(struct pool *pool, int fd, uint32_t events, uint64_t token)
+watch(struct server *srv, int fd, uint32_t events, uint64_t token)
 {
     struct epoll_event ev = {.events = events, .data.u64 = token};
 
-    return epoll_ctl(pool->epfd, EPOLL_CTL_ADD, fd, &ev);
+    return epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev);
 }
 /* [watch] */
 
 /**
  * @brief Re-arms the one-shot listening socket: the next connection will
  *        be reported again.
- * @param pool the pool.
+ * @param srv the server.
  */
 /* [rearm] */
 static void
-rearm_listen(struct pool *pool)
+rearm_listen(struct server *srv)
 {
     struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT,
                              .data.u64 = TOKEN_LISTEN};
 
-    pool->accepting = -1;
-    if (pool->listen_fd >= 0 &&
-        epoll_ctl(pool->epfd, EPOLL_CTL_MOD, pool->listen_fd, &ev) < 0)
+    srv->accepting = -1;
+    if (srv->listen_fd >= 0 &&
+        epoll_ctl(srv->epfd, EPOLL_CTL_MOD, srv->listen_fd, &ev) < 0)
         log_errno("cannot re-arm the listening socket");
 }
 /* [rearm] */
@@ -167,12 +137,12 @@ rearm_listen(struct pool *pool)
  * socketpair end would keep it open after that worker died, and signal
  * handlers would write into the parent's signal pipe. Signals are blocked
  * across fork() until this has run.
- * @param pool the parent's pool, as copied into the worker.
+ * @param srv  the parent's state, as copied into the worker.
  * @param mine the parent's end of this worker's own socketpair.
  */
 /* [child-setup] */
 static void
-worker_setup(struct pool *pool, int mine)
+child_setup(struct server *srv, int mine)
 {
     static const int parent_only[] = {SIGINT, SIGHUP, SIGCHLD};
     struct sigaction dfl = {.sa_handler = SIG_DFL};
@@ -187,26 +157,26 @@ worker_setup(struct pool *pool, int mine)
                   NULL);
 
     close(mine);
-    close(pool->epfd);
+    close(srv->epfd);
     close(sig_pipefd[0]);
     close(sig_pipefd[1]);
     /* Book pitfall (15.3): each child keeps the parent's ends of the
      * earlier children's socketpairs. */
-    for (size_t i = 0; i < pool->nworkers; i++)
-        if (pool->workers[i].fd >= 0)
-            close(pool->workers[i].fd);
+    for (size_t i = 0; i < srv->nworkers; i++)
+        if (srv->workers[i].fd >= 0)
+            close(srv->workers[i].fd);
 }
 /* [child-setup] */
 
 /**
  * @brief Forks worker @p i, or replaces it after its death.
- * @param pool the pool.
+ * @param srv the server.
  * @param i    the worker's index: its ring, its rows of the tables.
  * @return 0, or -1 if no process could be made.
  */
 /* [spawn] */
 static int
-spawn_worker(struct pool *pool, size_t i)
+spawn_worker(struct server *srv, size_t i)
 {
     int sv[2];
     sigset_t all, old;
@@ -215,34 +185,34 @@ spawn_worker(struct pool *pool, size_t i)
         log_errno("cannot create a socketpair for worker %zu", i);
         return -1;
     }
-    struct worker_start ws = {.index = i,
-                              .listen_fd = pool->listen_fd,
+    struct child_start cs = {.index = i,
+                              .listen_fd = srv->listen_fd,
                               .parent_fd = sv[1],
-                              .limit = pool->limit,
+                              .limit = srv->limit,
                               .parent = getpid(),
-                              .shm = pool->shm};
+                              .shm = srv->shm};
     /* The worker reads every ring from its current end; writers wait for
      * it from now on. */
-    shm_reader_start(pool->shm, i);
+    shm_reader_start(srv->shm, i);
     sigfillset(&all);
     sigprocmask(SIG_BLOCK, &all, &old);
     pid_t pid = fork();
     if (pid == 0) {
-        worker_setup(pool, sv[0]);
+        child_setup(srv, sv[0]);
         sigprocmask(SIG_SETMASK, &old, NULL);
-        run_worker(&ws);
+        run_child(&cs);
     }
     sigprocmask(SIG_SETMASK, &old, NULL);
     close(sv[1]);
     if (pid < 0) {
         log_errno("cannot fork worker %zu", i);
-        shm_reader_stop(pool->shm, i);
+        shm_reader_stop(srv->shm, i);
         close(sv[0]);
         return -1;
     }
-    pool->workers[i].pid = pid;
-    pool->workers[i].fd = sv[0];
-    if (net_set_nonblock(sv[0]) < 0 || watch(pool, sv[0], EPOLLIN, i) < 0)
+    srv->workers[i].pid = pid;
+    srv->workers[i].fd = sv[0];
+    if (net_set_nonblock(sv[0]) < 0 || watch(srv, sv[0], EPOLLIN, i) < 0)
         log_errno("cannot watch worker %zu's socketpair", i);
     trace_add("; worker %zu is pid %ld", i, (long)pid);
     return 0;
@@ -251,48 +221,48 @@ spawn_worker(struct pool *pool, size_t i)
 
 /**
  * @brief Creates the pool: tables, shared memory, loop, workers.
- * @param pool      the pool to fill.
+ * @param srv       the server to fill.
  * @param listen_fd the listening socket.
  * @param limit     most users at once, room-wide.
  * @param nworkers  the pool's size.
  */
 /* [room-init] */
 static void
-pool_init(struct pool *pool, int listen_fd, size_t limit, size_t nworkers)
+server_init(struct server *srv, int listen_fd, size_t limit, size_t nworkers)
 {
-    memset(pool, 0, sizeof *pool);
-    pool->listen_fd = listen_fd;
-    pool->sig_fd = sig_pipefd[0];
-    pool->limit = limit;
-    pool->nworkers = nworkers;
-    pool->accepting = -1;
-    pool->workers = calloc(nworkers, sizeof *pool->workers);
-    if (pool->workers == NULL)
+    memset(srv, 0, sizeof *srv);
+    srv->listen_fd = listen_fd;
+    srv->sig_fd = sig_pipefd[0];
+    srv->limit = limit;
+    srv->nworkers = nworkers;
+    srv->accepting = -1;
+    srv->workers = calloc(nworkers, sizeof *srv->workers);
+    if (srv->workers == NULL)
         die_errno("cannot allocate a pool of %zu workers", nworkers);
-    clock_gettime(CLOCK_MONOTONIC, &pool->started);
+    srv->started = clock_ms();
 
-    pool->shm = shm_room_create(nworkers, limit, pool->shm_name);
-    if (pool->shm == NULL)
+    srv->shm = shm_room_create(nworkers, limit, srv->shm_name);
+    if (srv->shm == NULL)
         die_errno("cannot create shared memory for %zu workers", nworkers);
     if (log_verbose)
         log_msg("shared memory %s: mapped, and already unlinked",
-                pool->shm_name);
+                srv->shm_name);
 
-    pool->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (pool->epfd < 0)
+    srv->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (srv->epfd < 0)
         die_errno("cannot create an epoll instance");
     /* Book pitfall (15.3): an edge-triggered listening socket and one
      * accept() per edge leave connections that arrive together in the
      * backlog. One-shot: reported once, re-armed when the worker that
      * accepted says it has emptied the backlog. */
-    if (watch(pool, listen_fd, EPOLLIN | EPOLLONESHOT, TOKEN_LISTEN) < 0 ||
-        watch(pool, pool->sig_fd, EPOLLIN, TOKEN_SIGNAL) < 0)
+    if (watch(srv, listen_fd, EPOLLIN | EPOLLONESHOT, TOKEN_LISTEN) < 0 ||
+        watch(srv, srv->sig_fd, EPOLLIN, TOKEN_SIGNAL) < 0)
         die_errno("cannot watch the listening socket and the signal pipe");
 
     for (size_t i = 0; i < nworkers; i++)
-        pool->workers[i].fd = -1; /* before any fork: see worker_setup() */
+        srv->workers[i].fd = -1; /* before any fork: see child_setup() */
     for (size_t i = 0; i < nworkers; i++)
-        if (spawn_worker(pool, i) < 0)
+        if (spawn_worker(srv, i) < 0)
             die("cannot start the pool");
 }
 /* [room-init] */
@@ -303,40 +273,40 @@ pool_init(struct pool *pool, int listen_fd, size_t limit, size_t nworkers)
  * Round-robin over the workers, as the book does; the listening socket
  * stays disarmed until that worker answers 'D' (or does not answer in
  * #ACCEPT_TIMEOUT_MS).
- * @param pool the pool.
+ * @param srv the server.
  */
 /* [accept] */
 static void
-on_accept(struct pool *pool)
+on_accept(struct server *srv)
 {
-    for (size_t tries = 0; tries < pool->nworkers; tries++) {
-        size_t i = pool->next;
-        pool->next = (pool->next + 1) % pool->nworkers;
-        struct worker_slot *wk = &pool->workers[i];
+    for (size_t tries = 0; tries < srv->nworkers; tries++) {
+        size_t i = srv->next;
+        srv->next = (srv->next + 1) % srv->nworkers;
+        struct worker_slot *wk = &srv->workers[i];
         if (wk->fd < 0)
             continue; /* dead, not yet replaced */
         if (send(wk->fd, "A", 1, MSG_DONTWAIT | MSG_NOSIGNAL) == 1) {
             trace_add(": worker %zu accepts", i);
-            pool->accepting = (int)i;
-            deadline_in(&pool->accept_deadline, ACCEPT_TIMEOUT_MS);
+            srv->accepting = (int)i;
+            srv->accept_deadline = clock_ms() + ACCEPT_TIMEOUT_MS;
             return;
         }
     }
     log_msg("no worker can accept now");
-    rearm_listen(pool);
+    rearm_listen(srv);
 }
 /* [accept] */
 
 /**
  * @brief A worker wrote: news in its ring, or "done accepting", or death.
- * @param pool the pool.
+ * @param srv the server.
  * @param i    the worker.
  */
 /* [read] */
 static void
-on_worker(struct pool *pool, size_t i)
+on_worker(struct server *srv, size_t i)
 {
-    struct worker_slot *wk = &pool->workers[i];
+    struct worker_slot *wk = &srv->workers[i];
     char buf[256];
 
     for (;;) {
@@ -344,10 +314,10 @@ on_worker(struct pool *pool, size_t i)
         if (n > 0) {
             for (ssize_t k = 0; k < n; k++) {
                 if (buf[k] == 'N') {
-                    pool->news = true;
-                } else if (buf[k] == 'D' && pool->accepting == (int)i) {
+                    srv->news = true;
+                } else if (buf[k] == 'D' && srv->accepting == (int)i) {
                     trace_add(" done accepting");
-                    rearm_listen(pool);
+                    rearm_listen(srv);
                 }
             }
             continue;
@@ -359,8 +329,8 @@ on_worker(struct pool *pool, size_t i)
         trace_add(" closed");
         close(wk->fd); /* also leaves the epoll set */
         wk->fd = -1;
-        if (pool->accepting == (int)i)
-            rearm_listen(pool);
+        if (srv->accepting == (int)i)
+            rearm_listen(srv);
         return;
     }
 }
@@ -368,15 +338,15 @@ on_worker(struct pool *pool, size_t i)
 
 /**
  * @brief Tells every worker to look at the rings (or to quit).
- * @param pool the pool.
+ * @param srv the server.
  * @param cmd  'N' to look at the rings, 'Q' to shut down.
  */
 /* [poke] */
 static void
-poke_workers(struct pool *pool, char cmd)
+poke_workers(struct server *srv, char cmd)
 {
-    for (size_t i = 0; i < pool->nworkers; i++) {
-        struct worker_slot *wk = &pool->workers[i];
+    for (size_t i = 0; i < srv->nworkers; i++) {
+        struct worker_slot *wk = &srv->workers[i];
         if (wk->fd >= 0 &&
             send(wk->fd, &cmd, 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
             errno != EAGAIN && errno != EWOULDBLOCK && cmd == 'Q')
@@ -390,43 +360,43 @@ poke_workers(struct pool *pool, char cmd)
  *
  * The replacement owns the dead worker's ring and rows, and its first act
  * is to announce the dead worker's clients as left. A worker that exited
- * with #WORKER_EXIT_FATAL could not even start: replacing it would only
+ * with #CHILD_EXIT_FATAL could not even start: replacing it would only
  * fail again, forever (nginx's rule too).
- * @param pool the pool.
+ * @param srv the server.
  */
 /* [reap] */
 static void
-reap_workers(struct pool *pool)
+reap_workers(struct server *srv)
 {
     int status;
     pid_t pid;
 
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         size_t i = 0;
-        while (i < pool->nworkers && pool->workers[i].pid != pid)
+        while (i < srv->nworkers && srv->workers[i].pid != pid)
             i++;
-        if (i == pool->nworkers)
+        if (i == srv->nworkers)
             continue;
-        struct worker_slot *wk = &pool->workers[i];
+        struct worker_slot *wk = &srv->workers[i];
         if (wk->fd >= 0) {
             close(wk->fd);
             wk->fd = -1;
         }
-        if (pool->accepting == (int)i)
-            rearm_listen(pool);
+        if (srv->accepting == (int)i)
+            rearm_listen(srv);
         wk->pid = 0;
-        shm_reader_stop(pool->shm, i);
+        shm_reader_stop(srv->shm, i);
         trace_add("; worker %zu (pid %ld) %s %d", i, (long)pid,
                   WIFSIGNALED(status) ? "killed by signal" : "exited",
                   WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-        if (pool->closing)
+        if (srv->closing)
             continue;
-        if (WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_FATAL) {
+        if (WIFEXITED(status) && WEXITSTATUS(status) == CHILD_EXIT_FATAL) {
             log_msg("worker %zu cannot start; not replacing it", i);
             continue;
         }
         log_msg("worker %zu (pid %ld) died; replacing it", i, (long)pid);
-        spawn_worker(pool, i);
+        spawn_worker(srv, i);
     }
     if (pid < 0 && errno != ECHILD)
         log_errno("waitpid");
@@ -487,59 +457,60 @@ install_signals(void)
 
 /**
  * @brief SIGHUP: one status line for the room and one per worker.
- * @param pool the pool.
+ * @param srv the server.
  */
 /* [status] */
 static void
-report_status(struct pool *pool)
+report_status(struct server *srv)
 {
-    struct timespec now;
+    struct shm_room *shm = srv->shm;
 
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    log_msg("status: %zu users online, %lu messages relayed, up %ld s, "
-            "%zu workers",
-            shm_online(pool->shm),
-            atomic_load_explicit(&pool->shm->relayed, memory_order_relaxed),
-            ms_between(&pool->started, &now) / 1000, pool->nworkers);
-    for (size_t i = 0; i < pool->nworkers; i++)
+    log_msg("status: %zu users online, %lu messages relayed, up %lld s, "
+            "%zu workers, reading paused %lu times, %lu slow readers dropped",
+            shm_online(shm),
+            atomic_load_explicit(&shm->relayed, memory_order_relaxed),
+            (clock_ms() - srv->started) / 1000, srv->nworkers,
+            atomic_load_explicit(&shm->pauses, memory_order_relaxed),
+            atomic_load_explicit(&shm->slow, memory_order_relaxed));
+    for (size_t i = 0; i < srv->nworkers; i++)
         log_msg("status: worker %zu pid %ld: %zu clients, %lu messages "
                 "relayed",
-                i, (long)pool->workers[i].pid,
-                atomic_load(&pool->shm->online[i]),
-                atomic_load(&pool->shm->sent[i]));
+                i, (long)srv->workers[i].pid,
+                atomic_load(&srv->shm->online[i]),
+                atomic_load(&srv->shm->sent[i]));
 }
 /* [status] */
 
 /**
  * @brief SIGINT/SIGTERM: stop accepting and tell every worker to finish.
- * @param pool the pool.
+ * @param srv the server.
  */
 /* [shutdown] */
 static void
-begin_shutdown(struct pool *pool)
+begin_shutdown(struct server *srv)
 {
-    if (pool->closing)
+    if (srv->closing)
         return;
-    pool->closing = true;
-    deadline_in(&pool->deadline, SHUTDOWN_GRACE_MS);
-    close(pool->listen_fd); /* the workers' copies close as they exit */
-    pool->listen_fd = -1;
-    poke_workers(pool, 'Q');
+    srv->closing = true;
+    srv->deadline = clock_ms() + SHUTDOWN_GRACE_MS;
+    close(srv->listen_fd); /* the workers' copies close as they exit */
+    srv->listen_fd = -1;
+    poke_workers(srv, 'Q');
 }
 /* [shutdown] */
 
 /**
  * @brief The signal pipe is readable: act on every signal number in it.
- * @param pool the pool.
+ * @param srv the server.
  */
 /* [on-signal] */
 static void
-on_signal(struct pool *pool)
+on_signal(struct server *srv)
 {
     unsigned char sigs[64];
     ssize_t n;
 
-    while ((n = read(pool->sig_fd, sigs, sizeof sigs)) != 0) {
+    while ((n = read(srv->sig_fd, sigs, sizeof sigs)) != 0) {
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -551,11 +522,11 @@ on_signal(struct pool *pool)
             trace_add(" %s",
                       sigabbrev_np(sigs[i]) ? sigabbrev_np(sigs[i]) : "?");
             if (sigs[i] == SIGHUP)
-                report_status(pool);
+                report_status(srv);
             else if (sigs[i] == SIGINT || sigs[i] == SIGTERM)
-                begin_shutdown(pool);
+                begin_shutdown(srv);
             else if (sigs[i] == SIGCHLD)
-                reap_workers(pool);
+                reap_workers(srv);
         }
     }
 }
@@ -563,54 +534,50 @@ on_signal(struct pool *pool)
 
 /**
  * @brief Counts the workers still running.
- * @param pool the pool.
+ * @param srv the server.
  * @return how many have a pid.
  */
 static size_t
-workers_alive(const struct pool *pool)
+workers_alive(const struct server *srv)
 {
     size_t n = 0;
 
-    for (size_t i = 0; i < pool->nworkers; i++)
-        n += pool->workers[i].pid > 0;
+    for (size_t i = 0; i < srv->nworkers; i++)
+        n += srv->workers[i].pid > 0;
     return n;
 }
 
 /**
  * @brief The parent's loop: hand out accepts, relay news, reap, replace.
- * @param pool the pool.
+ * @param srv the server.
  */
 static void
-loop(struct pool *pool)
+loop(struct server *srv)
 {
     struct epoll_event events[EPOLL_BATCH];
 
-    while (workers_alive(pool) > 0) {
+    while (workers_alive(srv) > 0) {
         /* [loop-events] */
         int timeout = -1;
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if (pool->closing) {
-            long left = ms_between(&now, &pool->deadline);
-            if (left <= 0) {
+        if (srv->closing) {
+            timeout = clock_ms_until(srv->deadline);
+            if (timeout == 0) {
                 log_msg("shutdown: %zu workers still running after %d ms; "
                         "killing them",
-                        workers_alive(pool), SHUTDOWN_GRACE_MS);
+                        workers_alive(srv), SHUTDOWN_GRACE_MS);
                 return;
             }
-            timeout = (int)left;
-        } else if (pool->accepting >= 0) {
-            long left = ms_between(&now, &pool->accept_deadline);
-            if (left <= 0) {
+        } else if (srv->accepting >= 0) {
+            timeout = clock_ms_until(srv->accept_deadline);
+            if (timeout == 0) {
                 log_msg("worker %d did not finish accepting in %d ms",
-                        pool->accepting, ACCEPT_TIMEOUT_MS);
-                rearm_listen(pool);
-            } else {
-                timeout = (int)left;
+                        srv->accepting, ACCEPT_TIMEOUT_MS);
+                rearm_listen(srv);
+                timeout = -1;
             }
         }
 
-        int ready = epoll_wait(pool->epfd, events, EPOLL_BATCH, timeout);
+        int ready = epoll_wait(srv->epfd, events, EPOLL_BATCH, timeout);
         if (ready < 0) {
             if (errno == EINTR)
                 continue; /* a signal: its number waits in the pipe */
@@ -623,81 +590,40 @@ loop(struct pool *pool)
             uint64_t token = events[i].data.u64;
 
             if (token == TOKEN_LISTEN) {
-                trace_add("; listen fd %d IN", pool->listen_fd);
-                if (pool->listen_fd >= 0)
-                    on_accept(pool);
+                trace_add("; listen fd %d IN", srv->listen_fd);
+                if (srv->listen_fd >= 0)
+                    on_accept(srv);
                 continue;
             }
             if (token == TOKEN_SIGNAL) {
-                trace_add("; signal pipe fd %d:", pool->sig_fd);
-                on_signal(pool);
+                trace_add("; signal pipe fd %d:", srv->sig_fd);
+                on_signal(srv);
                 continue;
             }
-            if (pool->workers[token].fd < 0)
+            if (srv->workers[token].fd < 0)
                 continue; /* closed earlier in this pass */
             trace_add("; worker %lu", (unsigned long)token);
-            on_worker(pool, token);
+            on_worker(srv, token);
         }
-        if (pool->news && !pool->closing)
-            poke_workers(pool, 'N');
-        pool->news = false;
+        if (srv->news && !srv->closing)
+            poke_workers(srv, 'N');
+        srv->news = false;
         trace_end();
         /* [loop-dispatch] */
     }
 }
 
 /**
- * @brief Raises the descriptor limit to the hard limit; the default user
- *        limit is what that allows.
- *
- * Each worker has a descriptor table of its own, but round-robin can put
- * every client on one worker, so the room holds what one process may
- * open, less #FD_RESERVE for the server's own use.
- * @param users the `-n` limit, or 0 for "what the machine allows".
- * @return the room's user limit.
- */
-/* [fd-limit] */
-static size_t
-raise_fd_limit(size_t users)
-{
-    struct rlimit rl;
-
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-        die_errno("cannot read the descriptor limit");
-    rlim_t old = rl.rlim_cur;
-    if (rl.rlim_cur != rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-            die_errno("cannot raise the descriptor limit");
-        if (log_verbose)
-            log_msg("raised the descriptor limit from %lu to %lu",
-                    (unsigned long)old, (unsigned long)rl.rlim_cur);
-    }
-    size_t fit = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > ARGS_USERS_MAX
-                     ? (size_t)ARGS_USERS_MAX
-                     : (size_t)rl.rlim_cur;
-    fit = fit > FD_RESERVE ? fit - FD_RESERVE : 1;
-    if (users == 0)
-        return fit;
-    if (users > fit)
-        log_msg("-n %zu: only %zu descriptors per worker; connections past "
-                "that are refused",
-                users, fit);
-    return users;
-}
-/* [fd-limit] */
-
-/**
  * @brief Ends every worker still running once the loop is over, and
  *        waits for it: no worker outlives the server, no zombie stays.
- * @param pool the pool.
+ * @param srv the server.
  */
 /* [room-close] */
 static void
-pool_close(struct pool *pool)
+server_close(struct server *srv)
 {
-    for (size_t i = 0; i < pool->nworkers; i++) {
-        struct worker_slot *wk = &pool->workers[i];
+    for (size_t i = 0; i < srv->nworkers; i++) {
+        struct worker_slot *wk = &srv->workers[i];
         if (wk->pid > 0) {
             kill(wk->pid, SIGKILL);
             while (waitpid(wk->pid, NULL, 0) < 0 && errno == EINTR)
@@ -706,8 +632,8 @@ pool_close(struct pool *pool)
         if (wk->fd >= 0)
             close(wk->fd);
     }
-    free(pool->workers);
-    close(pool->epfd);
+    free(srv->workers);
+    close(srv->epfd);
 }
 /* [room-close] */
 
@@ -722,7 +648,7 @@ int
 main(int argc, char **argv)
 {
     struct server_args args;
-    struct pool pool;
+    struct server srv;
     char where[NET_ADDRSTRLEN];
 
     /* -n 0 (the default here) means: what the machine allows. */
@@ -740,18 +666,18 @@ main(int argc, char **argv)
         die_errno("cannot make the listening socket nonblocking");
 
     /* [run] */
-    size_t users = raise_fd_limit((size_t)args.users);
+    size_t users = conn_fd_limit((size_t)args.users);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     size_t nworkers = args.workers > 0 ? (size_t)args.workers
                       : cpus > 0       ? (size_t)cpus
                                        : 1;
-    pool_init(&pool, listen_fd, users, nworkers);
+    server_init(&srv, listen_fd, users, nworkers);
     if (net_announce(listen_fd) < 0)
         die_errno("cannot write the listening line");
     log_set_tag("parent"); /* from now on, several processes share stderr */
-    loop(&pool);
-    bool graceful = pool.closing;
-    pool_close(&pool);
+    loop(&srv);
+    bool graceful = srv.closing;
+    server_close(&srv);
     if (!graceful) {
         log_msg("no worker could start; giving up");
         return EXIT_RUNTIME;

@@ -39,8 +39,11 @@
 #define RING_SLOTS 4096
 /** Longest record: "user<id>: " + a #LINE_MAX_PIECE message + "\n". */
 #define RECORD_MAX (LINE_MAX_PIECE + 32)
-/** How long a writer waits for readers that do not move. */
-#define LAG_GRACE_MS 1000
+/** How long a writer waits for readers that do not move. Longer than the
+ * room's own grace period (room.c): a worker whose client reads slowly
+ * stops reading the rings for at most that long, and must not be passed
+ * over meanwhile. */
+#define LAG_GRACE_MS 2000
 
 /** One message in a ring. */
 struct record {
@@ -63,6 +66,8 @@ struct ring {
 struct shm_room {
     _Atomic unsigned long next_id; /**< last id given out, room-wide */
     _Atomic unsigned long relayed; /**< messages sent by clients (SIGHUP) */
+    _Atomic unsigned long pauses; /**< times a worker paused reading */
+    _Atomic unsigned long slow; /**< slow readers dropped, room-wide */
     size_t nrings; /**< rings that follow: one per worker */
     size_t users_cap; /**< entries per worker in the users table */
     _Atomic uint64_t *progress; /**< [reader * nrings + ring]: next record */

@@ -1,23 +1,24 @@
 /**
- * @file step04_procpool/worker.h
- * @brief A worker of the pool (book 15.3, processpool::run_child).
+ * @file step04_procpool/child.h
+ * @brief A worker of the pool (book 15.3, processpool::run_child): a child
+ *        process that serves many clients.
  */
-#ifndef STEP04_WORKER_H
-#define STEP04_WORKER_H
+#ifndef STEP04_CHILD_H
+#define STEP04_CHILD_H
 
 #include "shm.h"
 
 #include <stddef.h>
 #include <sys/types.h>
 
-/* [worker-start] */
+/* [child-start] */
 /** Exit status of a worker that cannot even start: do not replace it. */
-#define WORKER_EXIT_FATAL 70
+#define CHILD_EXIT_FATAL 70
 /** Exit status of a worker that fell a whole ring behind. */
-#define WORKER_EXIT_LAPPED 3
+#define CHILD_EXIT_LAPPED 3
 
 /** What a new worker is handed by the parent across fork(). */
-struct worker_start {
+struct child_start {
     size_t index; /**< its number: its ring and its row of tables */
     int listen_fd; /**< the listening socket, accepted from on 'A' */
     int parent_fd; /**< the worker's end of the socketpair */
@@ -25,7 +26,7 @@ struct worker_start {
     pid_t parent; /**< the parent's pid, to notice its death */
     struct shm_room *shm; /**< the shared rings and books */
 };
-/* [worker-start] */
+/* [child-start] */
 
 /**
  * @brief Serves clients until the parent says stop, then exits.
@@ -34,9 +35,9 @@ struct worker_start {
  * 'A' and answers 'D' when the backlog is empty, reads the other rings on
  * 'N', shuts down gracefully on 'Q', and sends 'N' when its own ring has
  * new records. It never returns: it leaves with _exit().
- * @param ws what the parent handed over; every other descriptor of the
+ * @param cs what the parent handed over; every other descriptor of the
  *           parent's must already be closed.
  */
-_Noreturn void run_worker(const struct worker_start *ws);
+_Noreturn void run_child(const struct child_start *cs);
 
 #endif
