@@ -43,7 +43,9 @@ PORT ?= 4444
         lint valgrind fuzz fuzz-build \
         $(STEP_NAMES) $(MISSING)
 
-all: $(STEP_NAMES) $(B)/tests/test_line $(B)/tests/test_net $(B)/tests/test_outq
+UNIT_TESTS := $(addprefix $(B)/tests/test_,line net outq room)
+
+all: $(STEP_NAMES) $(UNIT_TESTS)
 
 help:
 	@echo "Targets (chapters present: $(STEP_NAMES))"
@@ -106,6 +108,13 @@ $(B)/tests/test_outq: $(B)/obj/tests/unit/test_outq.o $(B)/obj/tests/unit/unit.o
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# The room module is chapter 1's, carried unchanged into chapters 2 and 4.
+$(B)/tests/test_room: $(B)/obj/tests/unit/test_room.o $(B)/obj/tests/unit/unit.o \
+                      $(B)/obj/step01_poll_chat/room.o $(COMMON_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(B)/obj/tests/unit/test_room.o: CPPFLAGS += -Istep01_poll_chat
+
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
 
 compile_commands.json:
@@ -155,7 +164,7 @@ profile:
 
 # ---- testing ---------------------------------------------------------------
 
-unit: $(B)/tests/test_line $(B)/tests/test_net $(B)/tests/test_outq
+unit: $(UNIT_TESTS)
 	bats tests/unit
 
 test:
