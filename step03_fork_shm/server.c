@@ -33,8 +33,11 @@
  */
 #include "args.h"
 #include "child.h"
+#include "clock.h"
+#include "conn.h"
 #include "log.h"
 #include "net.h"
+#include "proto.h"
 #include "shm.h"
 
 #include <errno.h>
@@ -46,25 +49,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 /** Default room size, the book's USER_LIMIT; `-n` changes it. */
 #define USER_LIMIT 5
-/** Sent to a client that cannot join (SPEC: exact text). */
-#define ROOM_FULL "too many users\n"
 /* [constants] */
 /** Most milliseconds a graceful shutdown waits for the children. */
 #define SHUTDOWN_GRACE_MS 3000
 /** Events taken from one epoll_wait(). */
 #define EPOLL_BATCH 256
-/** epoll token of the listening socket (child tokens are slot numbers). */
-#define TOKEN_LISTEN UINT64_MAX
-/** epoll token of the signal pipe. */
-#define TOKEN_SIGNAL (UINT64_MAX - 1)
 /* [constants] */
 
 /* [types] */
@@ -76,11 +71,11 @@ struct client {
 };
 
 /** The parent: the listening socket, the children, the event loop. */
-struct room {
+struct server {
     int epfd; /**< the epoll instance */
     int listen_fd; /**< the listening socket, -1 once closing */
     int sig_fd; /**< read end of the signal pipe */
-    int reserve_fd; /**< spare descriptor, spent when out of fds */
+    int spare_fd; /**< spare descriptor, spent when out of fds */
     size_t limit; /**< most users at once (`-n`) */
     size_t online; /**< users in the room (children alive) */
     unsigned long next_id; /**< id of the last user admitted */
@@ -90,31 +85,35 @@ struct room {
     struct shm_room *shm; /**< the shared rings, one per slot */
     char shm_name[64]; /**< its (already unlinked) name */
     bool news; /**< a ring grew in this pass: poke the children */
-    struct timespec started; /**< start time, for the uptime (SIGHUP) */
+    long long started; /**< start time, for the uptime (SIGHUP) */
     bool closing; /**< SIGINT/SIGTERM seen: waiting for the children */
-    struct timespec deadline; /**< when a graceful shutdown gives up */
+    long long deadline; /**< when a graceful shutdown gives up */
 };
 
 /** Both ends of the signal pipe: the handler writes [1], the loop reads
  * [0]. A global because a signal handler can reach nothing else. */
 static int sig_pipefd[2];
+
+/** epoll tokens of the two descriptors that are not children; a child's
+ * token is its slot. */
+static char token_listen, token_signal;
 /* [types] */
 
 /**
  * @brief Adds a descriptor to the epoll set.
- * @param room   the room.
+ * @param srv    the server.
  * @param fd     the descriptor.
  * @param events EPOLLIN, EPOLLET...
- * @param token  what epoll hands back: a slot number or a TOKEN_ constant.
+ * @param token  what epoll hands back: a slot, or a token_ marker.
  * @return 0, or -1 with errno set.
  */
 /* [watch] */
 static int
-watch(struct room *room, int fd, uint32_t events, uint64_t token)
+watch(struct server *srv, int fd, uint32_t events, void *token)
 {
-    struct epoll_event ev = {.events = events, .data.u64 = token};
+    struct epoll_event ev = {.events = events, .data.ptr = token};
 
-    return epoll_ctl(room->epfd, EPOLL_CTL_ADD, fd, &ev);
+    return epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev);
 }
 /* [watch] */
 
@@ -123,49 +122,46 @@ watch(struct room *room, int fd, uint32_t events, uint64_t token)
  *
  * The shared region is created before any child exists, so every child
  * inherits the mapping; its name is unlinked at once (see shm.h).
- * @param room      the room to fill.
+ * @param srv       the server to fill.
  * @param listen_fd the listening socket.
  * @param limit     most users at once.
  */
-/* [room-init] */
+/* [server-init] */
 static void
-room_init(struct room *room, int listen_fd, size_t limit)
+server_init(struct server *srv, int listen_fd, size_t limit)
 {
-    memset(room, 0, sizeof *room);
-    room->listen_fd = listen_fd;
-    room->sig_fd = sig_pipefd[0];
-    room->limit = limit;
-    room->clients = calloc(limit, sizeof *room->clients);
-    room->free_slots = calloc(limit, sizeof *room->free_slots);
-    if (room->clients == NULL || room->free_slots == NULL)
+    memset(srv, 0, sizeof *srv);
+    srv->listen_fd = listen_fd;
+    srv->sig_fd = sig_pipefd[0];
+    srv->limit = limit;
+    srv->clients = calloc(limit, sizeof *srv->clients);
+    srv->free_slots = calloc(limit, sizeof *srv->free_slots);
+    if (srv->clients == NULL || srv->free_slots == NULL)
         die_errno("cannot allocate a room for %zu users", limit);
-    clock_gettime(CLOCK_MONOTONIC, &room->started);
+    srv->started = clock_ms();
 
-    room->shm = shm_room_create(limit, room->shm_name);
-    if (room->shm == NULL)
+    srv->shm = shm_room_create(limit, srv->shm_name);
+    if (srv->shm == NULL)
         die_errno("cannot create shared memory for %zu users", limit);
     if (log_verbose)
         log_msg("shared memory %s: mapped, and already unlinked",
-                room->shm_name);
+                srv->shm_name);
 
-    room->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (room->epfd < 0)
+    srv->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (srv->epfd < 0)
         die_errno("cannot create an epoll instance");
-    if (watch(room, listen_fd, EPOLLIN, TOKEN_LISTEN) < 0 ||
-        watch(room, room->sig_fd, EPOLLIN, TOKEN_SIGNAL) < 0)
+    if (watch(srv, listen_fd, EPOLLIN, &token_listen) < 0 ||
+        watch(srv, srv->sig_fd, EPOLLIN, &token_signal) < 0)
         die_errno("cannot watch the listening socket and the signal pipe");
 
     /* Push slots in reverse so that slot 0 is handed out first. */
     for (size_t i = limit; i-- > 0;) {
-        room->clients[i].fd = -1;
-        room->free_slots[room->nfree++] = i;
+        srv->clients[i].fd = -1;
+        srv->free_slots[srv->nfree++] = i;
     }
-    /* A spare descriptor to give up when accept() fails with EMFILE. */
-    room->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (room->reserve_fd < 0)
-        die_errno("cannot open /dev/null");
+    srv->spare_fd = conn_spare_open();
 }
-/* [room-init] */
+/* [server-init] */
 
 /**
  * @brief Writes a notice ("* user3 left") into a slot's ring.
@@ -174,63 +170,20 @@ room_init(struct room *room, int listen_fd, size_t limit)
  * slot's child has been reaped (the child itself writes its join first of
  * all). So each ring keeps a single writer, and a user's join, messages
  * and leave reach every reader in that order.
- * @param room the room.
+ * @param srv  the server.
  * @param slot the ring.
- * @param fmt  printf-style format of the line, ending in `\n`.
- * @param id   the user the notice is about.
+ * @param id   the user who left.
  */
 /* [notice] */
 static void
-notice(struct room *room, size_t slot, const char *fmt, unsigned long id)
+notice_left(struct server *srv, size_t slot, unsigned long id)
 {
-    char line[64];
-    int n = snprintf(line, sizeof line, fmt, id);
+    char line[PROTO_LINE_MAX];
 
-    ring_put(&room->shm->rings[slot], line, (size_t)n);
-    room->news = true;
+    ring_put(&srv->shm->rings[slot], line, proto_left(line, id));
+    srv->news = true;
 }
 /* [notice] */
-
-/**
- * @brief Turns away a connection the room cannot take.
- *
- * One nonblocking send of a fresh socket's first bytes cannot fall short,
- * so the refusal line always arrives whole.
- * @param fd the accepted socket; closed on return.
- */
-static void
-refuse(int fd)
-{
-    if (send(fd, ROOM_FULL, strlen(ROOM_FULL), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-        log_errno("cannot tell a refused client the room is full");
-    close(fd);
-}
-
-/**
- * @brief accept() ran out of descriptors: shed one pending connection.
- *
- * With level-triggered poll a connection left in the backlog makes the
- * listening socket readable forever, so a server that just logs EMFILE
- * spins at full CPU (the book's `if (connfd < 0) { ...; continue; }`).
- * Giving up the spare descriptor lets us accept it, refuse it and close
- * it, then take the spare back.
- * @param room the room.
- */
-/* [shed] */
-static void
-shed_connection(struct room *room)
-{
-    if (room->reserve_fd >= 0) {
-        close(room->reserve_fd);
-        int fd = accept4(room->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd >= 0)
-            refuse(fd);
-    }
-    room->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (room->reserve_fd < 0)
-        log_errno("cannot reopen the spare descriptor");
-}
-/* [shed] */
 
 /**
  * @brief In a new child: drops everything of the parent's but its share.
@@ -241,12 +194,12 @@ shed_connection(struct room *room)
  * end of stream from a dead parent), and signal handlers would write into
  * the parent's signal pipe. Signals are
  * blocked across fork() until this has run.
- * @param room the parent's room, as copied into the child.
+ * @param srv  the parent's state, as copied into the child.
  * @param mine the parent's end of this child's own socketpair.
  */
 /* [child-setup] */
 static void
-child_setup(struct room *room, int mine)
+child_setup(struct server *srv, int mine)
 {
     static const int parent_only[] = {SIGINT, SIGHUP, SIGCHLD};
     struct sigaction dfl = {.sa_handler = SIG_DFL};
@@ -261,62 +214,62 @@ child_setup(struct room *room, int mine)
                   NULL);
 
     close(mine);
-    if (room->listen_fd >= 0)
-        close(room->listen_fd);
-    close(room->reserve_fd);
-    close(room->epfd);
+    if (srv->listen_fd >= 0)
+        close(srv->listen_fd);
+    close(srv->spare_fd);
+    close(srv->epfd);
     close(sig_pipefd[0]);
     close(sig_pipefd[1]);
     /* Book pitfall (15.3's pool has it too): a child keeps the parent's
      * ends of the earlier children's socketpairs, so when the parent dies
      * those children never see their socketpair close. */
-    for (size_t i = 0; i < room->limit; i++)
-        if (room->clients[i].fd >= 0)
-            close(room->clients[i].fd);
+    for (size_t i = 0; i < srv->limit; i++)
+        if (srv->clients[i].fd >= 0)
+            close(srv->clients[i].fd);
 }
 /* [child-setup] */
 
 /**
  * @brief Admits a new connection: a slot, an id, the join notice and a
  *        child process to serve it.
- * @param room the room.
- * @param fd   the accepted socket; the parent closes its copy.
+ * @param srv the server.
+ * @param fd  the accepted socket; the parent closes its copy.
  */
 /* [join] */
 static void
-client_add(struct room *room, int fd)
+client_add(struct server *srv, int fd)
 {
     int sv[2];
     sigset_t all, old;
 
-    if (room->online == room->limit) {
+    if (srv->online == srv->limit) {
         trace_add(": room full, refused fd %d", fd);
-        refuse(fd);
+        conn_refuse(fd);
         return;
     }
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
         log_errno("cannot create a socketpair for a new client");
-        refuse(fd);
+        conn_refuse(fd);
         return;
     }
 
-    size_t slot = room->free_slots[room->nfree - 1];
-    struct client *c = &room->clients[slot];
+    size_t slot = srv->free_slots[srv->nfree - 1];
+    struct client *c = &srv->clients[slot];
     struct child_start cs = {.client_fd = fd,
                              .parent_fd = sv[1],
                              .slot = slot,
-                             .id = room->next_id + 1,
-                             .online = room->online + 1,
+                             .id = srv->next_id + 1,
+                             .online = srv->online + 1,
                              .parent = getpid(),
-                             .shm = room->shm};
+                             .shm = srv->shm};
     /* The child reads every ring from its current end, and writers wait
      * for it from now on. */
-    shm_reader_start(room->shm, slot);
+    shm_reader_start(srv->shm, slot);
     sigfillset(&all);
     sigprocmask(SIG_BLOCK, &all, &old);
     pid_t pid = fork();
     if (pid == 0) {
-        child_setup(room, sv[0]);
+        child_setup(srv, sv[0]);
         sigprocmask(SIG_SETMASK, &old, NULL);
         run_child(&cs);
     }
@@ -324,19 +277,19 @@ client_add(struct room *room, int fd)
     close(sv[1]);
     if (pid < 0) {
         log_errno("cannot fork a child for a new client");
-        shm_reader_stop(room->shm, slot);
+        shm_reader_stop(srv->shm, slot);
         close(sv[0]);
-        refuse(fd);
+        conn_refuse(fd);
         return;
     }
     close(fd); /* the child serves it; our copy would keep it open */
 
-    room->nfree--;
+    srv->nfree--;
     c->pid = pid;
     c->fd = sv[0];
-    c->id = ++room->next_id;
-    room->online++;
-    if (net_set_nonblock(c->fd) < 0 || watch(room, c->fd, EPOLLIN, slot) < 0)
+    c->id = ++srv->next_id;
+    srv->online++;
+    if (net_set_nonblock(c->fd) < 0 || watch(srv, c->fd, EPOLLIN, c) < 0)
         log_errno("cannot watch user%lu's socketpair", c->id);
     trace_add(": user%lu in child %ld", c->id, (long)pid);
 }
@@ -347,44 +300,16 @@ client_add(struct room *room, int fd)
  *
  * The listening socket is nonblocking, so the loop ends at EAGAIN instead
  * of blocking when another wake-up already took the connection.
- * @param room the room.
+ * @param srv the server.
  */
 /* [accept] */
 static void
-on_accept(struct room *room)
+on_accept(struct server *srv)
 {
-    for (;;) {
-        int fd = accept4(room->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd >= 0) {
-            client_add(room, fd);
-            continue;
-        }
-        switch (errno) {
-        case EINTR:
-        case ECONNABORTED: /* the peer gave up while in the backlog */
-            continue;
-        case EAGAIN:
-#if EAGAIN != EWOULDBLOCK
-        case EWOULDBLOCK:
-#endif
-            return;
-        case EMFILE:
-        case ENFILE:
-            /* Book pitfall: log and `continue`, and a level-triggered
-             * wait reports the same connection again at once: a spin --
-             * guarded by tests/protocol/protocol.bats ("out of file
-             * descriptors"). */
-            log_errno("cannot accept a connection");
-            shed_connection(room);
-            trace_add(": out of descriptors, shed one connection");
-            return;
-        default:
-            /* ENOBUFS, ENOMEM, EPERM...: this connection is lost, the
-             * server goes on and hears of the next one. */
-            log_errno("cannot accept a connection");
-            return;
-        }
-    }
+    int fd;
+
+    while ((fd = conn_accept(srv->listen_fd, &srv->spare_fd)) >= 0)
+        client_add(srv, fd);
 }
 /* [accept] */
 
@@ -394,12 +319,12 @@ on_accept(struct room *room)
  * The bytes only say "look"; what to look at waits in the rings. End of
  * stream means the child is gone: its socketpair is closed here, and the
  * slot waits for SIGCHLD and reap_children().
- * @param room the room.
- * @param c    the child's slot.
+ * @param srv the server.
+ * @param c   the child's slot.
  */
 /* [read] */
 static void
-on_child(struct room *room, struct client *c)
+on_child(struct server *srv, struct client *c)
 {
     char buf[256];
 
@@ -407,7 +332,7 @@ on_child(struct room *room, struct client *c)
         ssize_t n = recv(c->fd, buf, sizeof buf, 0);
         if (n > 0) {
             trace_add(" news");
-            room->news = true;
+            srv->news = true;
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -428,15 +353,15 @@ on_child(struct room *room, struct client *c)
  * One byte per child however many messages arrived: a child that was
  * poked reads every new record of every ring. A full socketpair means the
  * child has pokes waiting already.
- * @param room the room.
- * @param cmd  'N' to look at the rings, 'Q' to shut down.
+ * @param srv the server.
+ * @param cmd 'N' to look at the rings, 'Q' to shut down.
  */
 /* [poke] */
 static void
-poke_children(struct room *room, char cmd)
+poke_children(struct server *srv, char cmd)
 {
-    for (size_t i = 0; i < room->limit; i++) {
-        struct client *c = &room->clients[i];
+    for (size_t i = 0; i < srv->limit; i++) {
+        struct client *c = &srv->clients[i];
         if (c->fd >= 0 &&
             send(c->fd, &cmd, 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
             errno != EAGAIN && errno != EWOULDBLOCK && cmd == 'Q')
@@ -452,11 +377,11 @@ poke_children(struct room *room, char cmd)
  * Signals merge, so one SIGCHLD may stand for several children: waitpid()
  * with WNOHANG runs until no dead child is left. Only now, with the child
  * gone, can its slot be given to someone else.
- * @param room the room.
+ * @param srv the server.
  */
 /* [reap] */
 static void
-reap_children(struct room *room)
+reap_children(struct server *srv)
 {
     int status;
     pid_t pid;
@@ -466,23 +391,23 @@ reap_children(struct room *room)
          * far beyond PROCESS_LIMIT on any modern system. A scan of the
          * slots finds the child -- guarded by tests/step03/children.bats. */
         size_t slot = 0;
-        while (slot < room->limit && room->clients[slot].pid != pid)
+        while (slot < srv->limit && srv->clients[slot].pid != pid)
             slot++;
-        if (slot == room->limit)
+        if (slot == srv->limit)
             continue; /* not a child of a slot */
-        struct client *c = &room->clients[slot];
+        struct client *c = &srv->clients[slot];
         if (c->fd >= 0)
             close(c->fd);
         trace_add("; user%lu's child %ld %s %d", c->id, (long)pid,
                   WIFSIGNALED(status) ? "killed by signal" : "exited",
                   WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-        shm_reader_stop(room->shm, slot);
-        if (!room->closing)
-            notice(room, slot, "* user%lu left\n", c->id);
+        shm_reader_stop(srv->shm, slot);
+        if (!srv->closing)
+            notice_left(srv, slot, c->id);
         c->pid = 0;
         c->fd = -1;
-        room->online--;
-        room->free_slots[room->nfree++] = slot;
+        srv->online--;
+        srv->free_slots[srv->nfree++] = slot;
     }
     if (pid < 0 && errno != ECHILD)
         log_errno("waitpid");
@@ -550,34 +475,18 @@ install_signals(void)
 /* [signals] */
 
 /**
- * @brief Milliseconds from @p a to @p b.
- * @param a the earlier time.
- * @param b the later time.
- * @return b - a in milliseconds (negative if @p b is earlier).
- */
-static long
-ms_between(const struct timespec *a, const struct timespec *b)
-{
-    return (b->tv_sec - a->tv_sec) * 1000L +
-           (b->tv_nsec - a->tv_nsec) / 1000000L;
-}
-
-/**
  * @brief SIGHUP: one status line on stderr; the server goes on.
- * @param room the room.
+ * @param srv the server.
  */
 /* [status] */
 static void
-report_status(struct room *room)
+report_status(struct server *srv)
 {
-    struct timespec now;
-
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    log_msg("status: %zu users online, %lu messages relayed, up %ld s, "
+    log_msg("status: %zu users online, %lu messages relayed, up %lld s, "
             "%zu children",
-            room->online,
-            atomic_load_explicit(&room->shm->relayed, memory_order_relaxed),
-            ms_between(&room->started, &now) / 1000, room->online);
+            srv->online,
+            atomic_load_explicit(&srv->shm->relayed, memory_order_relaxed),
+            (clock_ms() - srv->started) / 1000, srv->online);
 }
 /* [status] */
 
@@ -587,20 +496,19 @@ report_status(struct room *room)
  * Each child sends its client the notice, flushes, and exits; the loop
  * runs on until every child has been reaped or #SHUTDOWN_GRACE_MS have
  * passed.
- * @param room the room.
+ * @param srv the server.
  */
 /* [shutdown] */
 static void
-begin_shutdown(struct room *room)
+begin_shutdown(struct server *srv)
 {
-    if (room->closing)
+    if (srv->closing)
         return;
-    room->closing = true;
-    clock_gettime(CLOCK_MONOTONIC, &room->deadline);
-    room->deadline.tv_sec += SHUTDOWN_GRACE_MS / 1000;
-    close(room->listen_fd); /* new connections are refused by the kernel */
-    room->listen_fd = -1;
-    poke_children(room, 'Q');
+    srv->closing = true;
+    srv->deadline = clock_ms() + SHUTDOWN_GRACE_MS;
+    close(srv->listen_fd); /* new connections are refused by the kernel */
+    srv->listen_fd = -1;
+    poke_children(srv, 'Q');
 }
 /* [shutdown] */
 
@@ -608,16 +516,16 @@ begin_shutdown(struct room *room)
  * @brief The signal pipe is readable: act on every signal number in it.
  *
  * Runs in the loop, not in a handler, so it may do anything.
- * @param room the room.
+ * @param srv the server.
  */
 /* [on-signal] */
 static void
-on_signal(struct room *room)
+on_signal(struct server *srv)
 {
     unsigned char sigs[64];
     ssize_t n;
 
-    while ((n = read(room->sig_fd, sigs, sizeof sigs)) != 0) {
+    while ((n = read(srv->sig_fd, sigs, sizeof sigs)) != 0) {
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -629,11 +537,11 @@ on_signal(struct room *room)
             trace_add(" %s",
                       sigabbrev_np(sigs[i]) ? sigabbrev_np(sigs[i]) : "?");
             if (sigs[i] == SIGHUP)
-                report_status(room);
+                report_status(srv);
             else if (sigs[i] == SIGINT || sigs[i] == SIGTERM)
-                begin_shutdown(room);
+                begin_shutdown(srv);
             else if (sigs[i] == SIGCHLD)
-                reap_children(room);
+                reap_children(srv);
         }
     }
 }
@@ -644,30 +552,27 @@ on_signal(struct room *room)
  *
  * After SIGINT/SIGTERM it runs on until every child is gone or the grace
  * period is over.
- * @param room the room.
+ * @param srv the server.
  */
 static void
-loop(struct room *room)
+loop(struct server *srv)
 {
     struct epoll_event events[EPOLL_BATCH];
 
-    while (!room->closing || room->online > 0) {
+    while (!srv->closing || srv->online > 0) {
         /* [loop-events] */
         int timeout = -1; /* sleep until something happens */
-        if (room->closing) {
-            struct timespec now;
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            long left = ms_between(&now, &room->deadline);
-            if (left <= 0) {
+        if (srv->closing) {
+            timeout = clock_ms_until(srv->deadline);
+            if (timeout == 0) {
                 log_msg("shutdown: %zu children still running after %d ms; "
                         "killing them",
-                        room->online, SHUTDOWN_GRACE_MS);
+                        srv->online, SHUTDOWN_GRACE_MS);
                 return;
             }
-            timeout = (int)left;
         }
 
-        int ready = epoll_wait(room->epfd, events, EPOLL_BATCH, timeout);
+        int ready = epoll_wait(srv->epfd, events, EPOLL_BATCH, timeout);
         if (ready < 0) {
             if (errno == EINTR)
                 continue; /* a signal: its number waits in the pipe */
@@ -677,81 +582,44 @@ loop(struct room *room)
         /* [loop-dispatch] */
         trace_begin("epoll: %d ready", ready);
         for (int i = 0; i < ready; i++) {
-            uint64_t token = events[i].data.u64;
+            void *token = events[i].data.ptr;
 
-            if (token == TOKEN_LISTEN) {
-                trace_add("; listen fd %d IN", room->listen_fd);
-                if (room->listen_fd >= 0)
-                    on_accept(room);
+            if (token == &token_listen) {
+                trace_add("; listen fd %d IN", srv->listen_fd);
+                if (srv->listen_fd >= 0)
+                    on_accept(srv);
                 continue;
             }
-            if (token == TOKEN_SIGNAL) {
-                trace_add("; signal pipe fd %d:", room->sig_fd);
-                on_signal(room);
+            if (token == &token_signal) {
+                trace_add("; signal pipe fd %d:", srv->sig_fd);
+                on_signal(srv);
                 continue;
             }
-            struct client *c = &room->clients[token];
+            struct client *c = token;
             if (c->fd < 0)
                 continue; /* closed earlier in this pass */
             trace_add("; user%lu's child fd %d", c->id, c->fd);
-            on_child(room, c);
+            on_child(srv, c);
         }
-        if (room->news && !room->closing)
-            poke_children(room, 'N');
-        room->news = false;
+        if (srv->news && !srv->closing)
+            poke_children(srv, 'N');
+        srv->news = false;
         trace_end();
         /* [loop-dispatch] */
     }
 }
 
 /**
- * @brief Raises the descriptor limit so the room can hold `-n` users.
- *
- * The parent holds one descriptor per user (the socketpair), and for a
- * moment two more while it forks. The soft RLIMIT_NOFILE may be raised by
- * any process up to the hard limit. If even that is too low, accept()
- * will fail with EMFILE and the connection is shed; say so now.
- * @param users the room's user limit.
- */
-/* [fd-limit] */
-static void
-raise_fd_limit(size_t users)
-{
-    struct rlimit rl;
-    rlim_t want = (rlim_t)users + 16; /* stdio, listen, epoll, pipe... */
-
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-        die_errno("cannot read the descriptor limit");
-    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
-        return;
-    rlim_t old = rl.rlim_cur;
-    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want
-                      ? want
-                      : rl.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-        die_errno("cannot raise the descriptor limit to %lu",
-                  (unsigned long)rl.rlim_cur);
-    if (log_verbose)
-        log_msg("raised the descriptor limit from %lu to %lu for %zu users",
-                (unsigned long)old, (unsigned long)rl.rlim_cur, users);
-    if (rl.rlim_cur < want)
-        log_msg("-n %zu: only %lu descriptors may be open (hard limit); "
-                "connections past that are refused",
-                users, (unsigned long)rl.rlim_cur);
-}
-/* [fd-limit] */
-
-/**
  * @brief Ends every child still running once the loop is over, and waits
  *        for it: no child outlives the server, no zombie stays.
- * @param room the room.
+ * @param srv the server.
  */
-/* [room-close] */
+/* [server-close] */
 static void
-room_close(struct room *room)
+server_close(struct server *srv)
 {
-    for (size_t i = 0; i < room->limit; i++) {
-        struct client *c = &room->clients[i];
+    for (size_t i = 0; i < srv->limit; i++) {
+        struct client *c = &srv->clients[i];
         if (c->pid > 0) {
             kill(c->pid, SIGKILL);
             while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR)
@@ -760,11 +628,11 @@ room_close(struct room *room)
         if (c->fd >= 0)
             close(c->fd);
     }
-    free(room->clients);
-    free(room->free_slots);
-    close(room->epfd);
+    free(srv->clients);
+    free(srv->free_slots);
+    close(srv->epfd);
 }
-/* [room-close] */
+/* [server-close] */
 
 /**
  * @brief Parses the command line, listens, runs the room until a signal
@@ -777,7 +645,7 @@ int
 main(int argc, char **argv)
 {
     struct server_args args;
-    struct room room;
+    struct server srv;
     char where[NET_ADDRSTRLEN];
 
     args_parse(argc, argv, &args, 0, USER_LIMIT);
@@ -794,13 +662,12 @@ main(int argc, char **argv)
         die_errno("cannot make the listening socket nonblocking");
 
     /* [run] */
-    raise_fd_limit((size_t)args.users);
-    room_init(&room, listen_fd, (size_t)args.users);
+    server_init(&srv, listen_fd, conn_fd_limit((size_t)args.users));
     if (net_announce(listen_fd) < 0)
         die_errno("cannot write the listening line");
     log_set_tag("parent"); /* from now on, several processes share stderr */
-    loop(&room);
-    room_close(&room);
+    loop(&srv);
+    server_close(&srv);
     return 0;
     /* [run] */
 }

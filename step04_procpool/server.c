@@ -56,10 +56,6 @@
 #define ACCEPT_TIMEOUT_MS 1000
 /** Events taken from one epoll_wait(). */
 #define EPOLL_BATCH 64
-/** epoll token of the listening socket (worker tokens are indices). */
-#define TOKEN_LISTEN UINT64_MAX
-/** epoll token of the signal pipe. */
-#define TOKEN_SIGNAL (UINT64_MAX - 1)
 /* [constants] */
 
 /* [types] */
@@ -91,6 +87,10 @@ struct server {
 /** Both ends of the signal pipe: the handler writes [1], the loop reads
  * [0]. A global because a signal handler can reach nothing else. */
 static int sig_pipefd[2];
+
+/** epoll tokens of the two descriptors that are not workers; a worker's
+ * token is its slot. */
+static char token_listen, token_signal;
 /* [types] */
 
 /**
@@ -98,14 +98,14 @@ static int sig_pipefd[2];
  * @param srv    the server.
  * @param fd     the descriptor.
  * @param events EPOLLIN, EPOLLONESHOT...
- * @param token  what epoll hands back: a worker index or a TOKEN_ constant.
+ * @param token  what epoll hands back: a worker's slot, or a token_ marker.
  * @return 0, or -1 with errno set.
  */
 /* [watch] */
 static int
-watch(struct server *srv, int fd, uint32_t events, uint64_t token)
+watch(struct server *srv, int fd, uint32_t events, void *token)
 {
-    struct epoll_event ev = {.events = events, .data.u64 = token};
+    struct epoll_event ev = {.events = events, .data.ptr = token};
 
     return epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev);
 }
@@ -121,7 +121,7 @@ static void
 rearm_listen(struct server *srv)
 {
     struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT,
-                             .data.u64 = TOKEN_LISTEN};
+                             .data.ptr = &token_listen};
 
     srv->accepting = -1;
     if (srv->listen_fd >= 0 &&
@@ -171,7 +171,7 @@ child_setup(struct server *srv, int mine)
 /**
  * @brief Forks worker @p i, or replaces it after its death.
  * @param srv the server.
- * @param i    the worker's index: its ring, its rows of the tables.
+ * @param i   the worker's index: its ring, its rows of the tables.
  * @return 0, or -1 if no process could be made.
  */
 /* [spawn] */
@@ -212,7 +212,7 @@ spawn_worker(struct server *srv, size_t i)
     }
     srv->workers[i].pid = pid;
     srv->workers[i].fd = sv[0];
-    if (net_set_nonblock(sv[0]) < 0 || watch(srv, sv[0], EPOLLIN, i) < 0)
+    if (net_set_nonblock(sv[0]) < 0 || watch(srv, sv[0], EPOLLIN, &srv->workers[i]) < 0)
         log_errno("cannot watch worker %zu's socketpair", i);
     trace_add("; worker %zu is pid %ld", i, (long)pid);
     return 0;
@@ -226,7 +226,7 @@ spawn_worker(struct server *srv, size_t i)
  * @param limit     most users at once, room-wide.
  * @param nworkers  the pool's size.
  */
-/* [room-init] */
+/* [server-init] */
 static void
 server_init(struct server *srv, int listen_fd, size_t limit, size_t nworkers)
 {
@@ -255,8 +255,8 @@ server_init(struct server *srv, int listen_fd, size_t limit, size_t nworkers)
      * accept() per edge leave connections that arrive together in the
      * backlog. One-shot: reported once, re-armed when the worker that
      * accepted says it has emptied the backlog. */
-    if (watch(srv, listen_fd, EPOLLIN | EPOLLONESHOT, TOKEN_LISTEN) < 0 ||
-        watch(srv, srv->sig_fd, EPOLLIN, TOKEN_SIGNAL) < 0)
+    if (watch(srv, listen_fd, EPOLLIN | EPOLLONESHOT, &token_listen) < 0 ||
+        watch(srv, srv->sig_fd, EPOLLIN, &token_signal) < 0)
         die_errno("cannot watch the listening socket and the signal pipe");
 
     for (size_t i = 0; i < nworkers; i++)
@@ -265,7 +265,7 @@ server_init(struct server *srv, int listen_fd, size_t limit, size_t nworkers)
         if (spawn_worker(srv, i) < 0)
             die("cannot start the pool");
 }
-/* [room-init] */
+/* [server-init] */
 
 /**
  * @brief A connection waits: tell the next living worker to accept it.
@@ -300,7 +300,7 @@ on_accept(struct server *srv)
 /**
  * @brief A worker wrote: news in its ring, or "done accepting", or death.
  * @param srv the server.
- * @param i    the worker.
+ * @param i   the worker.
  */
 /* [read] */
 static void
@@ -339,7 +339,7 @@ on_worker(struct server *srv, size_t i)
 /**
  * @brief Tells every worker to look at the rings (or to quit).
  * @param srv the server.
- * @param cmd  'N' to look at the rings, 'Q' to shut down.
+ * @param cmd 'N' to look at the rings, 'Q' to shut down.
  */
 /* [poke] */
 static void
@@ -587,23 +587,24 @@ loop(struct server *srv)
         /* [loop-dispatch] */
         trace_begin("epoll: %d ready", ready);
         for (int i = 0; i < ready; i++) {
-            uint64_t token = events[i].data.u64;
+            void *token = events[i].data.ptr;
 
-            if (token == TOKEN_LISTEN) {
+            if (token == &token_listen) {
                 trace_add("; listen fd %d IN", srv->listen_fd);
                 if (srv->listen_fd >= 0)
                     on_accept(srv);
                 continue;
             }
-            if (token == TOKEN_SIGNAL) {
+            if (token == &token_signal) {
                 trace_add("; signal pipe fd %d:", srv->sig_fd);
                 on_signal(srv);
                 continue;
             }
-            if (srv->workers[token].fd < 0)
+            struct worker_slot *wk = token;
+            if (wk->fd < 0)
                 continue; /* closed earlier in this pass */
-            trace_add("; worker %lu", (unsigned long)token);
-            on_worker(srv, token);
+            trace_add("; worker %zu", (size_t)(wk - srv->workers));
+            on_worker(srv, (size_t)(wk - srv->workers));
         }
         if (srv->news && !srv->closing)
             poke_workers(srv, 'N');
@@ -618,7 +619,7 @@ loop(struct server *srv)
  *        waits for it: no worker outlives the server, no zombie stays.
  * @param srv the server.
  */
-/* [room-close] */
+/* [server-close] */
 static void
 server_close(struct server *srv)
 {
@@ -635,7 +636,7 @@ server_close(struct server *srv)
     free(srv->workers);
     close(srv->epfd);
 }
-/* [room-close] */
+/* [server-close] */
 
 /**
  * @brief Parses the command line, listens, runs the pool until a signal
