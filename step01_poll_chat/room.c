@@ -29,9 +29,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* [constants] */
 /** Bytes read from one client per recv(). A read of empty lines grows
  * every queue by up to about 17 times this, so it stays small. */
+/* [constants] */
 #define READ_SIZE 16384
 /** Reads from one client per turn before the next client's turn. */
 #define READ_BUDGET 4
@@ -154,7 +154,6 @@ room_drop(struct room *room, struct client *c)
     list_add(&room->leaving, &c->gone);
 }
 
-/* [send] */
 /**
  * @brief Queues bytes for one client; a queue that grows too long pauses
  *        the room.
@@ -167,6 +166,7 @@ room_drop(struct room *room, struct client *c)
  * @param data bytes to queue (whole lines only).
  * @param n    number of bytes.
  */
+/* [send] */
 static void
 client_send(struct room *room, struct client *c, const char *data, size_t n)
 {
@@ -200,7 +200,6 @@ client_send(struct room *room, struct client *c, const char *data, size_t n)
 }
 /* [send] */
 
-/* [broadcast] */
 /**
  * @brief Queues one line for every user here but @p from.
  * @param room the room.
@@ -208,6 +207,7 @@ client_send(struct room *room, struct client *c, const char *data, size_t n)
  * @param data the line, ending in `\n`.
  * @param n    its length.
  */
+/* [broadcast] */
 static void
 fan_out(struct room *room, const struct client *from, const char *data,
         size_t n)
@@ -330,7 +330,6 @@ struct line_ctx {
     struct client *sender; /**< who sent the line */
 };
 
-/* [on-line] */
 /**
  * @brief The framer found one message: relay it to everyone else.
  *
@@ -340,6 +339,7 @@ struct line_ctx {
  * @param line message bytes, 8-bit clean, no `\n`.
  * @param len  length of @p line.
  */
+/* [on-line] */
 static void
 on_line(void *ctx, const char *line, size_t len)
 {
@@ -380,7 +380,6 @@ read_allowance(struct room *room)
     return lines - 2 < READ_SIZE ? lines - 2 : READ_SIZE;
 }
 
-/* [read] */
 /**
  * @brief Gives one client its turn: reads, frames and relays its input.
  *
@@ -392,6 +391,7 @@ read_allowance(struct room *room)
  * @param c    the client.
  * @return true if input may be left to read.
  */
+/* [read] */
 static bool
 client_read(struct room *room, struct client *c)
 {
@@ -459,7 +459,6 @@ read_ready(struct room *room)
     }
 }
 
-/* [write] */
 /**
  * @brief Writes a client's queue until it is empty or the socket is full.
  *
@@ -469,6 +468,7 @@ read_ready(struct room *room)
  * @param room the room.
  * @param c    the client.
  */
+/* [write] */
 static void
 client_flush(struct room *room, struct client *c)
 {
@@ -524,7 +524,6 @@ drop_slow_readers(struct room *room)
     }
 }
 
-/* [reap] */
 /**
  * @brief Closes every dropped client and tells the room it left.
  *
@@ -532,6 +531,7 @@ drop_slow_readers(struct room *room)
  * are handled in the same call.
  * @param room the room.
  */
+/* [reap] */
 static void
 reap(struct room *room)
 {

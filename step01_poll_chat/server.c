@@ -37,7 +37,7 @@
 /** Default room size, the book's USER_LIMIT; `-n` changes it. */
 #define USER_LIMIT 5
 
-/* [server] */
+/* [types] */
 /** The poll server: the listening socket, the room, the poll set. */
 struct server {
     int listen_fd; /**< the listening socket */
@@ -46,9 +46,8 @@ struct server {
     struct pollfd *fds;
     size_t cap; /**< entries allocated in #fds */
 };
-/* [server] */
+/* [types] */
 
-/* [watch] */
 /**
  * @brief Makes the poll set big enough for everyone in the room.
  *
@@ -56,6 +55,7 @@ struct server {
  * @param srv the server.
  * @return 0, or -1 with errno ENOMEM (the set is unchanged).
  */
+/* [watch] */
 static int
 poll_set_fit(struct server *srv)
 {
@@ -72,7 +72,6 @@ poll_set_fit(struct server *srv)
 }
 /* [watch] */
 
-/* [server-init] */
 /**
  * @brief Makes the room and the poll set, which watches the listening
  *        socket first.
@@ -80,6 +79,7 @@ poll_set_fit(struct server *srv)
  * @param listen_fd the listening socket.
  * @param limit     most users at once.
  */
+/* [server-init] */
 static void
 server_init(struct server *srv, int listen_fd, size_t limit)
 {
@@ -91,7 +91,6 @@ server_init(struct server *srv, int listen_fd, size_t limit)
 }
 /* [server-init] */
 
-/* [accept] */
 /**
  * @brief The listening socket is readable: admit every waiting connection.
  *
@@ -99,6 +98,7 @@ server_init(struct server *srv, int listen_fd, size_t limit)
  * of blocking when another wake-up already took the connection.
  * @param srv the server.
  */
+/* [accept] */
 static void
 on_accept(struct server *srv)
 {

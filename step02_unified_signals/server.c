@@ -49,7 +49,7 @@
 #define EPOLL_BATCH 256
 /* [constants] */
 
-/* [server] */
+/* [types] */
 /** The epoll server: the listening socket, the signal pipe, the room. */
 struct server {
     int epfd; /**< the epoll instance */
@@ -66,10 +66,11 @@ static int sig_pipefd[2];
 
 /** epoll tokens of the two descriptors that are not clients; a client's
  * token is the client itself. */
-static char token_listen, token_signal;
-/* [server] */
+static char token_listen;
+/** See #token_listen. */
+static char token_signal;
+/* [types] */
 
-/* [watch] */
 /**
  * @brief Adds a descriptor to the epoll set.
  * @param srv    the server.
@@ -78,6 +79,7 @@ static char token_listen, token_signal;
  * @param token  what epoll hands back: a client, or a token_ marker.
  * @return 0, or -1 with errno set.
  */
+/* [watch] */
 static int
 watch(struct server *srv, int fd, uint32_t events, void *token)
 {
@@ -87,7 +89,6 @@ watch(struct server *srv, int fd, uint32_t events, void *token)
 }
 /* [watch] */
 
-/* [server-init] */
 /**
  * @brief Creates the epoll instance and watches the listening socket and
  *        the signal pipe.
@@ -98,6 +99,7 @@ watch(struct server *srv, int fd, uint32_t events, void *token)
  * @param listen_fd the listening socket.
  * @param limit     most users at once.
  */
+/* [server-init] */
 static void
 server_init(struct server *srv, int listen_fd, size_t limit)
 {
@@ -115,7 +117,6 @@ server_init(struct server *srv, int listen_fd, size_t limit)
 }
 /* [server-init] */
 
-/* [accept] */
 /**
  * @brief The listening socket is readable: admit every waiting connection.
  *
@@ -123,6 +124,7 @@ server_init(struct server *srv, int listen_fd, size_t limit)
  * of blocking when another wake-up already took the connection.
  * @param srv the server.
  */
+/* [accept] */
 static void
 on_accept(struct server *srv)
 {
@@ -141,7 +143,6 @@ on_accept(struct server *srv)
 }
 /* [accept] */
 
-/* [sig-handler] */
 /**
  * @brief The signal handler: puts the signal number into the pipe.
  *
@@ -152,6 +153,7 @@ on_accept(struct server *srv)
  * numbers already waiting; it will, and wake.
  * @param sig the signal number.
  */
+/* [sig-handler] */
 static void
 sig_handler(int sig)
 {
@@ -168,7 +170,6 @@ sig_handler(int sig)
 }
 /* [sig-handler] */
 
-/* [signals] */
 /**
  * @brief Creates the signal pipe and routes SIGINT, SIGTERM, SIGHUP into it.
  *
@@ -177,6 +178,7 @@ sig_handler(int sig)
  * from most calls; epoll_wait() still returns EINTR, which the loop
  * expects. SIGPIPE is ignored.
  */
+/* [signals] */
 static void
 install_signals(void)
 {
@@ -200,11 +202,11 @@ install_signals(void)
 }
 /* [signals] */
 
-/* [status] */
 /**
  * @brief SIGHUP: one status line on stderr; the server goes on.
  * @param srv the server.
  */
+/* [status] */
 static void
 report_status(struct server *srv)
 {
@@ -219,7 +221,6 @@ report_status(struct server *srv)
 }
 /* [status] */
 
-/* [shutdown] */
 /**
  * @brief SIGINT/SIGTERM: stop accepting, tell everyone, start draining.
  *
@@ -227,6 +228,7 @@ report_status(struct server *srv)
  * (the notice last) and has closed, or #SHUTDOWN_GRACE_MS have passed.
  * @param srv the server.
  */
+/* [shutdown] */
 static void
 begin_shutdown(struct server *srv)
 {
@@ -239,13 +241,13 @@ begin_shutdown(struct server *srv)
 }
 /* [shutdown] */
 
-/* [on-signal] */
 /**
  * @brief The signal pipe is readable: act on every signal number in it.
  *
  * Runs in the loop, not in a handler, so it may do anything.
  * @param srv the server.
  */
+/* [on-signal] */
 static void
 on_signal(struct server *srv)
 {

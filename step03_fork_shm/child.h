@@ -27,12 +27,13 @@ struct child_start {
 /* [child-start] */
 
 /**
- * @brief Serves one client until it leaves, then exits.
+ * @brief Serves the child's clients until they have gone, then exits.
  *
- * The child reads its client's lines into its own ring and tells the
- * parent with one byte; when the parent pokes it, it copies the other
- * rings' new records to its client. It never returns: it leaves with
- * _exit(), 0 when the client left, #CHILD_EXIT_SLOW for a slow reader.
+ * The book's processpool names the body of each child run_child(); it is
+ * that of chapter 3's child (one client) and of chapter 4's worker (many
+ * clients). What it serves and how it talks to its parent: the file
+ * comment of its child.c. It never returns: it leaves with _exit(), so
+ * that the parent's stdio buffers are not flushed twice.
  * @param cs what the parent handed over; every other descriptor of the
  *           parent must already be closed.
  */

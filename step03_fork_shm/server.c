@@ -96,7 +96,9 @@ static int sig_pipefd[2];
 
 /** epoll tokens of the two descriptors that are not children; a child's
  * token is its slot. */
-static char token_listen, token_signal;
+static char token_listen;
+/** See #token_listen. */
+static char token_signal;
 /* [types] */
 
 /**
@@ -657,9 +659,9 @@ main(int argc, char **argv)
         die_errno("cannot listen on %s",
                   net_format_addr((struct sockaddr *)&args.addr, where,
                                   sizeof where));
-    /* [listen] */
     if (net_set_nonblock(listen_fd) < 0)
         die_errno("cannot make the listening socket nonblocking");
+    /* [listen] */
 
     /* [run] */
     server_init(&srv, listen_fd, conn_fd_limit((size_t)args.users));

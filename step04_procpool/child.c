@@ -81,7 +81,6 @@ child_exit(int status)
     _exit(status);
 }
 
-/* [read-rings] */
 /**
  * @brief Copies every new record of the other workers' rings to every
  *        client of this worker, as long as the room reads.
@@ -93,6 +92,7 @@ child_exit(int status)
  * and their writers wait for this worker.
  * @param ch the worker.
  */
+/* [read-rings] */
 static void
 read_rings(struct child *ch)
 {
@@ -123,11 +123,11 @@ read_rings(struct child *ch)
 }
 /* [read-rings] */
 
-/* [tell-parent] */
 /**
  * @brief Tells the parent that this worker's ring has new records.
  * @param ch the worker.
  */
+/* [tell-parent] */
 static void
 tell_parent(struct child *ch)
 {
@@ -140,7 +140,6 @@ tell_parent(struct child *ch)
 }
 /* [tell-parent] */
 
-/* [room-to-write] */
 /**
  * @brief Records the own ring can take now, keeping #RING_RESERVED free.
  *
@@ -149,6 +148,7 @@ tell_parent(struct child *ch)
  * @param ch the worker.
  * @return records that may be written now; 0 means wait.
  */
+/* [room-to-write] */
 static size_t
 room_to_write(struct child *ch)
 {
@@ -173,7 +173,6 @@ room_to_write(struct child *ch)
 }
 /* [room-to-write] */
 
-/* [wait-for-room] */
 /**
  * @brief Waits, briefly, until the own ring can take @p need records.
  *
@@ -184,6 +183,7 @@ room_to_write(struct child *ch)
  * @param ch   the worker.
  * @param need records about to be written.
  */
+/* [wait-for-room] */
 static void
 wait_for_room(struct child *ch, size_t need)
 {
@@ -199,12 +199,12 @@ wait_for_room(struct child *ch, size_t need)
 }
 /* [wait-for-room] */
 
-/* [hooks] */
 /**
  * @brief Room hook: a fresh id, unique in the whole pool.
  * @param ctx the worker.
  * @return the id.
  */
+/* [hooks] */
 static unsigned long
 hook_new_id(void *ctx)
 {
@@ -311,7 +311,6 @@ hook_left(void *ctx, struct client *c)
 }
 /* [hooks] */
 
-/* [worker-accept] */
 /**
  * @brief The parent said 'A': accept every waiting connection, say 'D'.
  *
@@ -324,6 +323,7 @@ hook_left(void *ctx, struct client *c)
  * tests/faults/fd_exhaustion.bats).
  * @param ch the worker.
  */
+/* [worker-accept] */
 static void
 on_accept(struct child *ch)
 {
@@ -346,11 +346,11 @@ on_accept(struct child *ch)
 }
 /* [worker-accept] */
 
-/* [on-parent] */
 /**
  * @brief The parent wrote: accept, look at the rings, or quit.
  * @param ch the worker.
  */
+/* [on-parent] */
 static void
 on_parent(struct child *ch)
 {
@@ -386,7 +386,6 @@ on_parent(struct child *ch)
 }
 /* [on-parent] */
 
-/* [announce-predecessor] */
 /**
  * @brief A replacement worker's first duty: the users of the worker it
  *        replaces are gone; tell the room.
@@ -395,6 +394,7 @@ on_parent(struct child *ch)
  * still lists them, and this worker now owns that row and that ring.
  * @param ch the worker.
  */
+/* [announce-predecessor] */
 static void
 announce_predecessor(struct child *ch)
 {
@@ -440,7 +440,6 @@ tell_books(struct child *ch)
     ch->told = *now;
 }
 
-/* [run-worker] */
 /**
  * @brief Makes the worker: its tag, its room and hooks, its epoll set.
  *
@@ -449,6 +448,7 @@ tell_books(struct child *ch)
  * @param ch the worker to fill.
  * @param cs what the parent handed over.
  */
+/* [run-worker] */
 static void
 child_init(struct child *ch, const struct child_start *cs)
 {

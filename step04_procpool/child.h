@@ -29,14 +29,15 @@ struct child_start {
 /* [child-start] */
 
 /**
- * @brief Serves clients until the parent says stop, then exits.
+ * @brief Serves the child's clients until they have gone, then exits.
  *
- * Talks to the parent in single bytes over the socketpair: it accepts on
- * 'A' and answers 'D' when the backlog is empty, reads the other rings on
- * 'N', shuts down gracefully on 'Q', and sends 'N' when its own ring has
- * new records. It never returns: it leaves with _exit().
+ * The book's processpool names the body of each child run_child(); it is
+ * that of chapter 3's child (one client) and of chapter 4's worker (many
+ * clients). What it serves and how it talks to its parent: the file
+ * comment of its child.c. It never returns: it leaves with _exit(), so
+ * that the parent's stdio buffers are not flushed twice.
  * @param cs what the parent handed over; every other descriptor of the
- *           parent's must already be closed.
+ *           parent must already be closed.
  */
 _Noreturn void run_child(const struct child_start *cs);
 

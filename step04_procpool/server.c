@@ -59,7 +59,7 @@
 /* [constants] */
 
 /* [types] */
-/** One worker process of the srv. */
+/** One worker process of the pool. */
 struct worker_slot {
     pid_t pid; /**< its pid, 0 while it is being replaced */
     int fd; /**< parent's end of the socketpair, -1 once closed */
@@ -90,7 +90,9 @@ static int sig_pipefd[2];
 
 /** epoll tokens of the two descriptors that are not workers; a worker's
  * token is its slot. */
-static char token_listen, token_signal;
+static char token_listen;
+/** See #token_listen. */
+static char token_signal;
 /* [types] */
 
 /**
@@ -343,7 +345,7 @@ on_worker(struct server *srv, size_t i)
  */
 /* [poke] */
 static void
-poke_workers(struct server *srv, char cmd)
+poke_children(struct server *srv, char cmd)
 {
     for (size_t i = 0; i < srv->nworkers; i++) {
         struct worker_slot *wk = &srv->workers[i];
@@ -366,7 +368,7 @@ poke_workers(struct server *srv, char cmd)
  */
 /* [reap] */
 static void
-reap_workers(struct server *srv)
+reap_children(struct server *srv)
 {
     int status;
     pid_t pid;
@@ -449,6 +451,10 @@ install_signals(void)
         if (sigaction(routed[i], &sa, NULL) < 0)
             die_errno("cannot install a handler for %s", strsignal(routed[i]));
 
+    /* Book pitfall: SIGPIPE is left at its default, so writing to a
+     * client that reset kills the server -- guarded by
+     * tests/protocol/protocol.bats ("a client that resets mid-line...").
+     * outq_flush() also sends with MSG_NOSIGNAL. */
     struct sigaction ign = {.sa_handler = SIG_IGN};
     if (sigaction(SIGPIPE, &ign, NULL) < 0)
         die_errno("cannot ignore SIGPIPE");
@@ -495,7 +501,7 @@ begin_shutdown(struct server *srv)
     srv->deadline = clock_ms() + SHUTDOWN_GRACE_MS;
     close(srv->listen_fd); /* the workers' copies close as they exit */
     srv->listen_fd = -1;
-    poke_workers(srv, 'Q');
+    poke_children(srv, 'Q');
 }
 /* [shutdown] */
 
@@ -526,7 +532,7 @@ on_signal(struct server *srv)
             else if (sigs[i] == SIGINT || sigs[i] == SIGTERM)
                 begin_shutdown(srv);
             else if (sigs[i] == SIGCHLD)
-                reap_workers(srv);
+                reap_children(srv);
         }
     }
 }
@@ -607,7 +613,7 @@ loop(struct server *srv)
             on_worker(srv, (size_t)(wk - srv->workers));
         }
         if (srv->news && !srv->closing)
-            poke_workers(srv, 'N');
+            poke_children(srv, 'N');
         srv->news = false;
         trace_end();
         /* [loop-dispatch] */
@@ -662,9 +668,9 @@ main(int argc, char **argv)
         die_errno("cannot listen on %s",
                   net_format_addr((struct sockaddr *)&args.addr, where,
                                   sizeof where));
-    /* [listen] */
     if (net_set_nonblock(listen_fd) < 0)
         die_errno("cannot make the listening socket nonblocking");
+    /* [listen] */
 
     /* [run] */
     size_t users = conn_fd_limit((size_t)args.users);
