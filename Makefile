@@ -39,7 +39,7 @@ CLIENT     := $(B)/client
 HOST ?= 127.0.0.1
 PORT ?= 4444
 
-.PHONY: all help test unit deps docs bench profile demo run diff clean compile_commands.json \
+.PHONY: all help test unit deps docs site-check sysv-demo bench profile demo run diff clean compile_commands.json \
         lint valgrind fuzz fuzz-build \
         $(STEP_NAMES) $(MISSING)
 
@@ -55,6 +55,8 @@ help:
 	@echo "  make diff FROM=NN TO=MM  what chapter MM changed: diff -ruN of two steps"
 	@echo "  make demo             a scripted chat between three clients on the newest chapter"
 	@echo "  make docs             the Doxygen site in build/docs (fails on any warning)"
+	@echo "  make site-check       make docs, then every page in headless Chromium at 1280 px:"
+	@echo "                        links, images, sidebar, width; build/docs/screenshots/"
 	@echo "  make bench            every chapter and Redis pub/sub under the same load:"
 	@echo "                        build/bench/results.{md,csv}, plots (QUICK=1: a smoke run)"
 	@echo "  make profile STEP=NN  perf profile of chapter NN serving 1000 clients"
@@ -145,6 +147,10 @@ docs:
 	@bash tests/deps.sh check doxygen dot || bash tests/deps.sh install
 	@mkdir -p build/docs
 	doxygen docs/Doxyfile
+
+# Every page of the site rendered in headless Chromium (tests/docs/).
+site-check:
+	@bash tests/docs/check-site.sh
 
 bench:
 	QUICK=$(QUICK) bash tests/bench/run.sh
