@@ -39,7 +39,7 @@ CLIENT     := $(B)/client
 HOST ?= 127.0.0.1
 PORT ?= 4444
 
-.PHONY: all help test unit deps docs bench profile demo run diff clean compile_commands.json \
+.PHONY: all help test unit deps docs site-check sysv-demo bench profile demo run diff clean compile_commands.json \
         lint valgrind fuzz fuzz-build \
         $(STEP_NAMES) $(MISSING)
 
@@ -57,6 +57,8 @@ help:
 	@echo "  make diff FROM=NN TO=MM  what chapter MM changed: diff -ruN of two steps"
 	@echo "  make demo             a scripted chat between three clients on the newest chapter"
 	@echo "  make docs             the Doxygen site in build/docs (fails on any warning)"
+	@echo "  make site-check       make docs, then every page in headless Chromium at 1280 px:"
+	@echo "                        links, images, sidebar, width; build/docs/screenshots/"
 	@echo "  make bench            every chapter and Redis pub/sub under the same load:"
 	@echo "                        build/bench/results.{md,csv}, plots (QUICK=1: a smoke run)"
 	@echo "  make profile STEP=NN  perf profile of chapter NN serving 1000 clients"
@@ -126,23 +128,33 @@ clean:
 
 # ---- using -----------------------------------------------------------------
 
+# Chapter numbers may have one digit or two: STEP=1 is STEP=01.
+two_digits = $(if $(filter 1 2 3 4 5 6 7 8 9,$(1)),0$(1),$(1))
+RUN_STEP   := $(call two_digits,$(STEP))
+
+# Quiet: the build prints nothing unless it fails (then its output, and the
+# status), so the server's own lines come first on the terminal.
 run:
 	@test -n "$(STEP)" || { echo "usage: make run STEP=NN [PORT=$(PORT)] [ARGS=-v]" >&2; exit 2; }
-	@$(MAKE) --no-print-directory step$(STEP)
+	@out=$$($(MAKE) --no-print-directory -s step$(RUN_STEP) 2>&1) || \
+	 { printf '%s\n' "$$out" >&2; exit 1; }
 	@echo "Connect from other terminals with any of:"
 	@echo "    build/client $(HOST) $(PORT)"
 	@echo "    nc $(HOST) $(PORT)"
 	@echo "    telnet $(HOST) $(PORT)"
 	@echo "Stop the server with Ctrl-C."
-	exec $(B)/step$(STEP)/server $(ARGS) $(HOST) $(PORT)
+	@exec $(B)/step$(RUN_STEP)/server $(ARGS) $(HOST) $(PORT)
 
+# diff exits 1 when the steps differ (they always do) and dies of SIGPIPE
+# (status 141) when a pager or head stops reading: neither is a failure.
 diff:
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make diff FROM=NN TO=MM" >&2; exit 2; }
-	@from=$$(ls -d step$(FROM)_*/ 2>/dev/null | head -n 1); \
-	 to=$$(ls -d step$(TO)_*/ 2>/dev/null | head -n 1); \
+	@from=$$(ls -d step$(call two_digits,$(FROM))_*/ 2>/dev/null | head -n 1); \
+	 to=$$(ls -d step$(call two_digits,$(TO))_*/ 2>/dev/null | head -n 1); \
 	 test -n "$$from" || { echo "no chapter step$(FROM)" >&2; exit 2; }; \
 	 test -n "$$to" || { echo "no chapter step$(TO)" >&2; exit 2; }; \
-	 diff -ruN "$${from%/}" "$${to%/}"; rc=$$?; test $$rc -le 1
+	 diff -ruN "$${from%/}" "$${to%/}"; rc=$$?; \
+	 test $$rc -le 1 || test $$rc -eq 141
 
 demo: all
 	@bash tests/demo.sh $(lastword $(STEP_NAMES))
@@ -154,6 +166,10 @@ docs:
 	@bash tests/deps.sh check doxygen dot || bash tests/deps.sh install
 	@mkdir -p build/docs
 	doxygen docs/Doxyfile
+
+# Every page of the site rendered in headless Chromium (tests/docs/).
+site-check:
+	@bash tests/docs/check-site.sh
 
 bench:
 	QUICK=$(QUICK) bash tests/bench/run.sh

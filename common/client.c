@@ -492,7 +492,9 @@ ready(const struct pollfd *pfd, short want)
  *
  * The loop ends in one of three ways:
  * - the server closed (read 0) or reset the connection: what was received
- *   is written out first, then "connection closed by server", exit 0;
+ *   is written out first, then "connection closed by server", exit 0 (or,
+ *   when our end of input came first and the server closed in answer,
+ *   "input ended; left the room");
  * - standard input ended, everything was sent, we half-closed, and the
  *   server did not close within #HALF_CLOSE_WAIT_MS: exit 0 anyway, so a
  *   peer that never closes (nc, socat without a timeout) cannot hold us;
@@ -519,6 +521,10 @@ run(int sock, const char *peer)
             errno = close_err;
             if (close_err != 0)
                 log_errno("connection closed by server");
+            else if (half_closed)
+                /* Our FIN came first (Ctrl-D, the end of a file): the
+                 * server's close is its answer, not a kick. */
+                log_msg("input ended; left the room");
             else
                 log_msg("connection closed by server");
             return 0;

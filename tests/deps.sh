@@ -12,7 +12,8 @@
 # benchmark (tests/bench/run.sh) names its own: gnuplot and redis-server.
 # `make fuzz` names its own: clang and libfuzzer (clang's libFuzzer
 # runtime, which Debian 12 only recommends: with --no-install-recommends
-# clang comes without it).
+# clang comes without it). `make site-check` names its own: chromium,
+# chromedriver and cjk-font (a font for the book's title in screenshots).
 set -u
 
 # clang_major: clang's major version (14 on Debian 12), for the name of the
@@ -44,11 +45,16 @@ declare -A PKG=(
     [redis-server]=redis-server
     [clang]=clang
     [libfuzzer]=libclang-rt-$(clang_major)-dev
+    [telnet]=telnet
+    [chromium]=chromium
+    [chromedriver]=chromium-driver
+    [cjk-font]=fonts-wqy-zenhei
 )
-# The tests, the demo and the docs; then what make lint runs (cppcheck,
+# The tests, the demo, telnet (the README offers it) and the docs; then what
+# make lint runs (cppcheck,
 # clang-tidy and shellcheck), make valgrind and make compile_commands.json.
-ORDER=(bats bats-support bats-assert parallel socat nc doxygen dot perl script
-    cppcheck clang-tidy shellcheck valgrind bear)
+ORDER=(bats bats-support bats-assert parallel socat nc telnet doxygen dot perl
+    script cppcheck clang-tidy shellcheck valgrind bear)
 
 # present TOOL: is TOOL usable?
 present() {
@@ -56,6 +62,7 @@ present() {
     bats-support | bats-assert) [ -f "/usr/lib/bats/$1/load.bash" ] ;;
     # The tests use OpenBSD nc's -N (shut down on end of input).
     nc) [ -x /bin/nc.openbsd ] && command -v nc >/dev/null ;;
+    cjk-font) fc-list :lang=zh 2>/dev/null | grep -q . ;;
     # -print-file-name prints the bare name when the file is not there.
     libfuzzer)
         local f

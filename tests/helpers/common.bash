@@ -356,3 +356,18 @@ children_of() {
         if [ "${f[1]}" = "$parent" ]; then echo "$pid"; fi
     done
 }
+
+# socket_inodes PID: the inode of every socket PID holds open, one a line,
+# sorted (from the links in /proc/PID/fd: "socket:[12345]").
+socket_inodes() {
+    local fd target
+    for fd in /proc/"$1"/fd/*; do
+        target=$(readlink "$fd" 2>/dev/null) || continue
+        [[ $target =~ ^socket:\[([0-9]+)\]$ ]] && echo "${BASH_REMATCH[1]}"
+    done | sort -u
+}
+
+# shared_sockets PID1 PID2: the socket inodes both processes hold.
+shared_sockets() {
+    comm -12 <(socket_inodes "$1") <(socket_inodes "$2")
+}

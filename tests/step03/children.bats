@@ -148,3 +148,28 @@ user${CLIENT_ID[x3]}: x says 3
     run grep -E '^\[user2 pid [0-9]+\] epoll: [0-9]+ ready; parent: poke' "$SERVER_ERR"
     assert_success
 }
+
+# child_count_is N: the server has exactly N child processes.
+child_count_is() {
+    [ "$(children_of "$SERVER_PID" | wc -l)" -eq "$1" ]
+}
+
+@test "book pitfall: children inherit the other children's socketpair ends -- each child holds its client and its own end, nothing of the parent's" {
+    server_start -n 5
+    local who
+    for who in a b c d; do client_join "$who"; done
+    local kids
+    wait_until "four children" child_count_is 4
+    kids=$(children_of "$SERVER_PID")
+    # The parent holds its end of every child's socketpair. Were one of
+    # them inherited, the child would share that socket with the parent.
+    local kid
+    for kid in $kids; do
+        run shared_sockets "$SERVER_PID" "$kid"
+        assert_output ""
+        # Its client's connection and its own end of the socketpair.
+        run socket_inodes "$kid"
+        [ "${#lines[@]}" -eq 2 ] ||
+            fail "child $kid holds ${#lines[@]} sockets: $(ls -l /proc/"$kid"/fd)"
+    done
+}

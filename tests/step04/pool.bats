@@ -226,3 +226,67 @@ WORKERS=3
     run grep -E '^\[worker [0-9] pid [0-9]+\] epoll: [0-9]+ ready; parent: accept: user1 on fd [0-9]+' "$SERVER_ERR"
     assert_success
 }
+
+# listening_inode PORT: the socket inode of the TCP listener on PORT.
+listening_inode() {
+    awk -v port="$(printf '%04X' "$1")" \
+        '$4 == "0A" && $2 ~ (":" port "$") { print $10 }' /proc/net/tcp /proc/net/tcp6
+}
+
+# own_sockets WORKER LISTEN: fail unless WORKER shares no socket with the
+# parent but the listening socket LISTEN; print how many others it holds.
+own_sockets() {
+    local shared
+    shared=$(shared_sockets "$SERVER_PID" "$1")
+    [ "$shared" = "$2" ] || {
+        echo "worker $1 shares sockets $shared with the parent (listener $2)" >&2
+        return 1
+    }
+    echo $(($(socket_inodes "$1" | wc -l) - 1))
+}
+
+# holds_only_its_end WORKER LISTEN: WORKER holds the listening socket and
+# one socket of its own, its end of the socketpair.
+holds_only_its_end() {
+    [ "$(own_sockets "$1" "$2" 2>/dev/null)" = 1 ]
+}
+
+# pool_replaced VICTIM: the pool is whole again, without VICTIM.
+pool_replaced() {
+    [ "$(children_of "$SERVER_PID" | wc -l)" -eq "$WORKERS" ] &&
+        ! children_of "$SERVER_PID" | grep -qx "$1"
+}
+
+@test "book pitfall: a worker inherits the parent's ends of the other workers' socketpairs -- each worker, and a replacement, holds only its own" {
+    server_start -w "$WORKERS" -n 100
+    local who
+    for who in a b c d e f; do client_join "$who"; done
+    local listen
+    listen=$(listening_inode "$SERVER_PORT")
+    [ -n "$listen" ] || fail "no listening socket on port $SERVER_PORT"
+    local workers worker own total=0
+    workers=$(children_of "$SERVER_PID")
+    [ "$(wc -w <<<"$workers")" -eq "$WORKERS" ] || fail "workers: $workers"
+    # Besides the listening socket, a worker holds its clients and its own
+    # end of its socketpair: 6 clients + 1 end per worker in all.
+    for worker in $workers; do
+        own=$(own_sockets "$worker" "$listen") || fail "worker $worker"
+        total=$((total + own))
+    done
+    [ "$total" -eq $((6 + WORKERS)) ] || fail "$total sockets besides the listener"
+    # A replacement is forked from a parent that holds every living
+    # worker's end: it must close them all too.
+    local victim
+    victim=$(worker_pid 1)
+    kill -KILL "$victim"
+    wait_until "a replacement worker" pool_replaced "$victim"
+    local fresh
+    fresh=$(comm -13 <(tr ' ' '\n' <<<"$workers" | sort) \
+        <(children_of "$SERVER_PID" | sort))
+    [ -n "$fresh" ] || fail "no new worker"
+    # Its own end only (no client has joined it yet), once it is set up:
+    # between fork() and its setup it still holds what the parent held.
+    wait_until "the replacement to hold only its own end" \
+        holds_only_its_end "$fresh" "$listen" ||
+        fail "replacement $fresh: $(ls -l /proc/"$fresh"/fd)"
+}
