@@ -36,8 +36,13 @@
 /* [child-state] */
 /** Bytes read from the client per recv(). */
 #define READ_SIZE 65536
-/** Most bytes queued for the client before it counts as a slow reader. */
+/** A queue longer than this stops the copying from the rings: the rest
+ * waits there, and their writers wait for this reader. */
 #define HIGH_WATER 262144 /* 256 KiB */
+/** Copying resumes once the queue is shorter than this. */
+#define LOW_WATER 65536 /* 64 KiB */
+/** Most bytes ever queued for the client: past this it is dropped. */
+#define QUEUE_LIMIT (4 * HIGH_WATER)
 /** Sent to the client when the server shuts down (SPEC: exact text). */
 #define SHUTDOWN_NOTICE "* server shutting down\n"
 /** Most milliseconds the child lingers for its client after the notice. */
@@ -60,6 +65,7 @@ struct child {
     bool blocked; /**< own ring full: waiting for the readers */
     struct timespec blocked_since; /**< when the wait began */
     bool news; /**< own ring grew: tell the parent */
+    bool unread; /**< records wait in the rings: the queue was too long */
     bool closing; /**< 'Q' seen: drain and leave */
     struct timespec deadline; /**< when lingering gives up */
 };
@@ -90,14 +96,14 @@ static void
 child_send(struct child *ch, const char *data, size_t n)
 {
     int fd = ch->cs->client_fd;
-    int rc = outq_push(&ch->out, data, n, HIGH_WATER);
+    int rc = outq_push(&ch->out, data, n, QUEUE_LIMIT);
 
     if (rc < 0 && errno == ENOBUFS && outq_flush(&ch->out, fd) >= 0)
-        rc = outq_push(&ch->out, data, n, HIGH_WATER);
+        rc = outq_push(&ch->out, data, n, QUEUE_LIMIT);
     if (rc < 0) {
         if (errno == ENOBUFS) {
             log_msg("dropping: more than %d bytes queued (slow reader)",
-                    HIGH_WATER);
+                    QUEUE_LIMIT);
             child_exit(CHILD_EXIT_SLOW);
         }
         log_errno("dropping: cannot queue output");
@@ -121,6 +127,7 @@ read_rings(struct child *ch)
     struct shm_room *shm = ch->cs->shm;
     char line[RECORD_MAX];
 
+    ch->unread = false;
     for (size_t i = 0; i < shm->nrings; i++) {
         if (i == ch->cs->slot)
             continue; /* a client never hears itself */
@@ -130,7 +137,9 @@ read_rings(struct child *ch)
         uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
         if (at == head)
             continue;
-        for (; at < head; at++) {
+        /* Flow control: no more than the client takes. What stays in
+         * the ring holds its writer, whose sender TCP then slows. */
+        for (; at < head && ch->out.len <= HIGH_WATER; at++) {
             long len = ring_get(r, at, line);
             if (len < 0) {
                 log_msg("dropping: fell %d messages behind (slow reader)",
@@ -139,6 +148,7 @@ read_rings(struct child *ch)
             }
             child_send(ch, line, (size_t)len);
         }
+        ch->unread |= at < head;
         /* Publish the progress: a writer waiting for room may go on. */
         atomic_store_explicit(cursor, at, memory_order_release);
     }
@@ -460,6 +470,10 @@ run_child(const struct child_start *cs)
         tell_parent(&ch);
         if (connected && outq_pending(&ch.out))
             flush_client(&ch);
+        if (connected && ch.unread && ch.out.len < LOW_WATER && !ch.closing) {
+            read_rings(&ch); /* the queue drained: copy the rest */
+            flush_client(&ch);
+        }
         trace_end();
         if (!connected)
             child_exit(0); /* the parent reaps us and announces it */
