@@ -115,7 +115,6 @@ $(B)/tests/test_room: $(B)/obj/tests/unit/test_room.o $(B)/obj/tests/unit/unit.o
                       $(B)/obj/step01_poll_chat/room.o $(COMMON_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-$(B)/obj/tests/unit/test_room.o: CPPFLAGS += -Istep01_poll_chat
 
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
 
@@ -153,6 +152,9 @@ diff:
 	 to=$$(ls -d step$(call two_digits,$(TO))_*/ 2>/dev/null | head -n 1); \
 	 test -n "$$from" || { echo "no chapter step$(FROM)" >&2; exit 2; }; \
 	 test -n "$$to" || { echo "no chapter step$(TO)" >&2; exit 2; }; \
+	 same=; for f in "$$to"*; do \
+	     cmp -s "$$f" "$$from$${f##*/}" && same="$$same $${f##*/}"; done; \
+	 echo "carried unchanged from $${from%/}:$${same:- nothing}" >&2; \
 	 diff -ruN "$${from%/}" "$${to%/}"; rc=$$?; \
 	 test $$rc -le 1 || test $$rc -eq 141
 

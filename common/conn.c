@@ -118,9 +118,8 @@ conn_fd_limit(size_t users)
             log_msg("raised the descriptor limit from %lu to %lu",
                     (unsigned long)old, (unsigned long)want);
     }
-    rlim_t have = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > most
-                      ? most
-                      : rl.rlim_cur;
+    rlim_t have =
+        rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > most ? most : rl.rlim_cur;
     size_t fit = have > CONN_FD_RESERVE ? (size_t)(have - CONN_FD_RESERVE) : 1;
     if (users == 0)
         return fit;

@@ -59,7 +59,6 @@ size_t proto_left(char *buf, unsigned long id);
  * @param len  its length, at most #LINE_MAX_PIECE.
  * @return the line's length.
  */
-size_t proto_message(char *buf, unsigned long id, const char *msg,
-                     size_t len);
+size_t proto_message(char *buf, unsigned long id, const char *msg, size_t len);
 
 #endif

@@ -319,8 +319,8 @@ loop(struct server *srv)
                     room->online, SHUTDOWN_GRACE_MS);
             return;
         }
-        int ready = epoll_wait(srv->epfd, events, EPOLL_BATCH,
-                               wait_timeout(srv));
+        int ready =
+            epoll_wait(srv->epfd, events, EPOLL_BATCH, wait_timeout(srv));
         if (ready < 0) {
             if (errno == EINTR)
                 continue; /* a signal: its number waits in the pipe */

@@ -42,7 +42,7 @@
 /** Copying resumes once the queue is shorter than this. */
 #define LOW_WATER 65536 /* 64 KiB */
 /** Most bytes ever queued for the client: past this it is dropped. */
-#define QUEUE_LIMIT (4 * HIGH_WATER)
+#define QUEUE_LIMIT 1048576 /* 4 * HIGH_WATER, 1 MiB */
 /** Sent to the client when the server shuts down (SPEC: exact text). */
 #define SHUTDOWN_NOTICE "* server shutting down\n"
 /** Most milliseconds the child lingers for its client after the notice. */

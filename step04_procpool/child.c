@@ -275,8 +275,8 @@ hook_joined(void *ctx, struct client *c)
     } else {
         /* Every entry ever used may come back: make room for it now, so
          * that giving one back never needs memory. */
-        size_t *seats = realloc(ch->free_seats,
-                                (ch->top + 1) * sizeof *ch->free_seats);
+        size_t *seats =
+            realloc(ch->free_seats, (ch->top + 1) * sizeof *ch->free_seats);
         if (seats == NULL || ch->top == shm->users_cap) {
             if (seats != NULL)
                 ch->free_seats = seats;
@@ -368,9 +368,9 @@ on_parent(struct child *ch)
             child_exit(0);
         }
         for (ssize_t i = 0; i < n; i++) {
-            if (ch->room.closing) {
+            if (ch->room.closing)
                 continue;
-            } else if (cmd[i] == 'A') {
+            if (cmd[i] == 'A') {
                 trace_add(" accept");
                 on_accept(ch);
             } else if (cmd[i] == 'N') {
@@ -428,8 +428,7 @@ tell_books(struct child *ch)
     unsigned long relayed = now->relayed - ch->told.relayed;
 
     if (relayed > 0) {
-        atomic_fetch_add_explicit(&shm->relayed, relayed,
-                                  memory_order_relaxed);
+        atomic_fetch_add_explicit(&shm->relayed, relayed, memory_order_relaxed);
         atomic_fetch_add_explicit(&shm->sent[ch->cs->index], relayed,
                                   memory_order_relaxed);
     }

@@ -188,11 +188,11 @@ spawn_worker(struct server *srv, size_t i)
         return -1;
     }
     struct child_start cs = {.index = i,
-                              .listen_fd = srv->listen_fd,
-                              .parent_fd = sv[1],
-                              .limit = srv->limit,
-                              .parent = getpid(),
-                              .shm = srv->shm};
+                             .listen_fd = srv->listen_fd,
+                             .parent_fd = sv[1],
+                             .limit = srv->limit,
+                             .parent = getpid(),
+                             .shm = srv->shm};
     /* The worker reads every ring from its current end; writers wait for
      * it from now on. */
     shm_reader_start(srv->shm, i);
@@ -214,7 +214,8 @@ spawn_worker(struct server *srv, size_t i)
     }
     srv->workers[i].pid = pid;
     srv->workers[i].fd = sv[0];
-    if (net_set_nonblock(sv[0]) < 0 || watch(srv, sv[0], EPOLLIN, &srv->workers[i]) < 0)
+    if (net_set_nonblock(sv[0]) < 0 ||
+        watch(srv, sv[0], EPOLLIN, &srv->workers[i]) < 0)
         log_errno("cannot watch worker %zu's socketpair", i);
     trace_add("; worker %zu is pid %ld", i, (long)pid);
     return 0;
@@ -481,8 +482,7 @@ report_status(struct server *srv)
     for (size_t i = 0; i < srv->nworkers; i++)
         log_msg("status: worker %zu pid %ld: %zu clients, %lu messages "
                 "relayed",
-                i, (long)srv->workers[i].pid,
-                atomic_load(&srv->shm->online[i]),
+                i, (long)srv->workers[i].pid, atomic_load(&srv->shm->online[i]),
                 atomic_load(&srv->shm->sent[i]));
 }
 /* [status] */

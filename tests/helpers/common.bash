@@ -256,29 +256,6 @@ send_file() {
     cat "$2" >"$BATS_TEST_TMPDIR/$1.in"
 }
 
-# send_in_chunks SENDER READER FILE PER BYTES: SENDER sends FILE, PER lines
-# at a time, each chunk once READER has received all of the last one.
-# Every line of FILE must reach READER as exactly BYTES bytes ("user1: "
-# and the line and "\n"). The protocol has no backpressure: a reader a
-# little slower than a flood, or one a busy machine does not run for a
-# while, is rightly dropped as a slow reader. A chunk smaller than the
-# server's per-client queue limit (256 KiB) keeps READER a reader that
-# keeps up, however the machine schedules it.
-send_in_chunks() {
-    local sender=$1 reader=$2 file=$3 per=$4 bytes=$5
-    local got chunk=$BATS_TEST_TMPDIR/$sender.chunk total base k
-    got=$(out_of "$reader")
-    total=$(wc -l <"$file")
-    base=$(stat -c %s "$got")
-    for ((k = 0; k * per < total; k++)); do
-        sed -n "$((k * per + 1)),$(((k + 1) * per))p;$(((k + 1) * per))q" "$file" >"$chunk"
-        send_file "$sender" "$chunk"
-        local sent=$(((k + 1) * per < total ? (k + 1) * per : total))
-        wait_until "$reader to receive $sent of $total lines" \
-            size_at_least "$got" $((base + sent * bytes)) || return 1
-    done
-}
-
 # expect NAME LINE: wait until NAME has received LINE.
 expect() {
     wait_for_line "$(out_of "$1")" "$2"

@@ -108,6 +108,18 @@ if [ "$rc" -ne 0 ]; then
 fi
 echo "   shellcheck took ${SECONDS}s"
 
+# --- carried code --------------------------------------------------------------
+# Carried files identical, and every changed snippet listed with a reason.
+echo "== carried: tests/lint/carried.txt and tests/lint/changes.txt"
+bash tests/lint/carried.sh >"$OUT/carried.txt" 2>&1
+rc=$?
+cat "$OUT/carried.txt"
+if [ "$rc" -ne 0 ]; then
+    n=$(grep -c '^carried: step' "$OUT/carried.txt")
+    findings=$((findings + (n > 0 ? n : 1)))
+    status=1
+fi
+
 echo "lint: ${#c_files[@]} C files (cppcheck, clang-tidy), ${#sh_files[@]} shell" \
     "and Bats files (shellcheck): $findings findings"
 exit $status

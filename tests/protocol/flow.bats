@@ -12,6 +12,7 @@ setup() {
     load ../helpers/common
     # A 2 MB/s reader takes about 10 s for the flood; sanitizer builds on
     # a busy machine are slower.
+    # shellcheck disable=SC2034 # read by the helpers' waits
     WAIT_SECONDS=120
     FLOOD=$BATS_TEST_TMPDIR/flood
     # 21,000 lines of 1,000 bytes (999 digits and "\n"): 21 MB, far more

@@ -367,13 +367,15 @@ ${line:4092}"
     client_join b socat
     peer_start slow noread
     expect a "* user3 joined"
-    # 18 MB: far more than the kernel's socket buffers and any sane queue
-    # hold, sent in chunks that b keeps up with (send_in_chunks): only the
-    # peer that never reads falls behind.
+    # 18 MB at full speed, far more than the kernel's socket buffers and
+    # any queue hold: the server paces the sender, b keeps up, and only
+    # the peer that never reads falls behind.
     local flood=$BATS_TEST_TMPDIR/flood n=20000
     seq -f "%0900g" 1 "$n" >"$flood"
-    # "user1: " + 900 digits + "\n" is 908 bytes a line.
-    send_in_chunks a b "$flood" 200 908
+    send_file a "$flood" 3>&- &
+    bg_track "$!"
+    # shellcheck disable=SC2034 # read by the helpers' waits
+    WAIT_SECONDS=60
     expect b "* user3 left"
     expect b "user1: $(printf '%0900d' "$n")"
     run grep -c '^user1: ' "$(out_of b)"

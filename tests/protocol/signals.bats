@@ -137,11 +137,13 @@ notice_is_last() {
     # through writing a flood to it.
     peer_start r reset
     expect a "* user3 joined"
-    # 4 MB, in chunks that b keeps up with (send_in_chunks); "user1: " +
-    # 200 digits + "\n" is 208 bytes a line.
+    # 4 MB at full speed: the server paces the sender.
     local n=20000
     seq -f "%0200g" 1 "$n" >"$BATS_TEST_TMPDIR/lines"
-    send_in_chunks a b "$BATS_TEST_TMPDIR/lines" 1000 208
+    send_file a "$BATS_TEST_TMPDIR/lines" 3>&- &
+    bg_track "$!"
+    # shellcheck disable=SC2034 # read by the helpers' waits
+    WAIT_SECONDS=60
     expect a "* user3 left"
     expect b "user1: $(printf '%0200d' "$n")"
     run grep -c '^user1: ' "$(out_of b)"

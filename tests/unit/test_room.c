@@ -8,7 +8,8 @@
  * client would, tells the room what is readable, and lets it settle.
  * `test_room NAME` runs one case; tests/unit/room.bats runs each.
  */
-#include "room.h"
+/* The module of chapter 1, the one every later chapter carries. */
+#include "../../step01_poll_chat/room.h"
 #include "unit.h"
 
 #include <errno.h>
@@ -160,7 +161,8 @@ t_limit(void)
         return failed("limit", "no socketpair");
     if (c.c != NULL || room.online != 2)
         return failed("limit", "a third user joined a room of 2");
-    if (drain(&c, buf, sizeof buf) != 15 || strcmp(buf, "too many users\n"))
+    if (drain(&c, buf, sizeof buf) != 15 ||
+        strcmp(buf, "too many users\n") != 0)
         return failed("limit", "the refused client did not hear why");
     if (drain(&c, buf, sizeof buf) != -1)
         return failed("limit", "the refused client was not closed");
@@ -193,8 +195,7 @@ t_fanout(void)
     say(&room, &a, "ee\n");
     say(&room, &b, "four\n");
     int bad = expect("fanout", &a, "user2: four\n") ||
-              expect("fanout", &b,
-                     "user1: one\nuser1: two\nuser1: three\n") ||
+              expect("fanout", &b, "user1: one\nuser1: two\nuser1: three\n") ||
               expect("fanout", &c,
                      "user1: one\nuser1: two\nuser1: three\nuser2: four\n");
     if (room.stats.relayed != 4)
@@ -229,8 +230,8 @@ t_leave(void)
     /* c moved into a's seat: the table stays dense. */
     if (room.users[0] != c.c || c.c->seat != 0 || room.users[1] != b.c)
         return failed("leave", "the table of users has a hole");
-    int bad = expect("leave", &b,
-                     "user1: last words, no newline\n* user1 left\n");
+    int bad =
+        expect("leave", &b, "user1: last words, no newline\n* user1 left\n");
     if (join(&room, &d) < 0 || d.c == NULL || d.c->id != 4)
         return failed("leave", "the next user is not user4");
     bad |= expect("leave", &d, "* welcome, you are user4 (3 online)\n");
@@ -377,8 +378,8 @@ t_shutdown(void)
 
 /** Every case, by name. */
 static const struct test_case cases[] = {
-    {"join", t_join},   {"limit", t_limit}, {"fanout", t_fanout},
-    {"leave", t_leave}, {"pause", t_pause}, {"slow", t_slow},
+    {"join", t_join},         {"limit", t_limit}, {"fanout", t_fanout},
+    {"leave", t_leave},       {"pause", t_pause}, {"slow", t_slow},
     {"shutdown", t_shutdown},
 };
 
