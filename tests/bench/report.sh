@@ -16,6 +16,7 @@ NR == 1 { next }
 !($1 in seen) { seen[$1] = 1; names[++nn] = $1 }
 $2 == "fanout" && $7 == 1 { dps[$1, $3 "/" $4] = $10 }
 $2 == "paced" && $7 == 1 { p99[$1] = $12 }
+$2 ~ /^limit/ && $7 == 1 { ldps[$1, $2] = $10; lpss[$1, $2] = $20 }
 $2 == "hold" && $7 == 1 { kib[$1] = $21; held[$1] = $3; joinrate[$1] = $19 }
 function ratio(a, b) { return (a != "" && b != "" && b > 0) ? a / b : "" }
 function fmt(x, d) { return x == "" ? "–" : sprintf("%." d "f", x) }
@@ -39,6 +40,20 @@ END {
         printf "| %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s | yes |\n",
             f[1], f[3], f[4], f[10], fmt(ratio(f[10], dps["redis", f[3] "/" f[4]]), 2),
             f[11], f[12], f[13], f[14], f[15], f[16], f[17], f[18]
+    }
+    print ""
+    print "The user limit: the (100,10) load with `-n 116` and with `-n 100000`; Pss of the server before anyone joins. The larger limit should cost nothing: the room pays for who is online."
+    print ""
+    print "| server | deliveries/s, -n 116 | deliveries/s, -n 100000 | ratio | Pss KiB at start, -n 116 | Pss KiB at start, -n 100000 | added KiB |"
+    print "|---|---:|---:|---:|---:|---:|---:|"
+    for (i = 1; i <= nn; i++) {
+        c = names[i]
+        if (!((c, "limit116") in ldps) && !((c, "limit100000") in ldps)) continue
+        a = ldps[c, "limit116"]; b = ldps[c, "limit100000"]
+        pa = lpss[c, "limit116"]; pb = lpss[c, "limit100000"]
+        printf "| %s | %s | %s | %s | %s | %s | %s |\n", c, fmt(a, 0), fmt(b, 0),
+            fmt(ratio(b, a), 2), fmt(pa, 0), fmt(pb, 0),
+            (pa != "" && pb != "") ? fmt(pb - pa, 0) : "–"
     }
     print ""
     print "Paced: each sender sends at a fixed rate, so that the room gets 1 M deliveries/s in all; latency from each message'"'"'s scheduled send time."

@@ -349,6 +349,40 @@ for TARGET in "${TARGETS[@]}"; do
         csv_load "$TARGET" fanout "$n" "$s" 0 "${#lines[@]}" "$allok" "$line"
     done
 
+    # The user limit costs nothing until users come: the same (100,10)
+    # load with -n 116 and with -n 100000, and the server's Pss before
+    # anyone joins. Not chapter 3, whose shared region is still sized by
+    # the limit, nor Redis, which has no such limit.
+    if [ "$TARGET" != redis ] && [ "$TARGET" != step03 ]; then
+        for users in 116 100000; do
+            log "$TARGET: fanout clients=100 senders=10 with -n $users x$REPS"
+            start_target "$TARGET" "$users" || { FAILED=1; continue; }
+            idle=$(pss_kib "$SRV_PID")
+            lines=()
+            allok=1
+            for ((rep = 0; rep < REPS; rep++)); do
+                line=$(loadgen -m fanout -n 100 -s 10 -M "$MESSAGES" \
+                    -b "$BYTES" -w "$WINDOW" -T "$SEND_S")
+                lines+=("$line")
+                if [ "$(field "$line" ok)" != 1 ]; then
+                    allok=0
+                    stop_server now
+                    break
+                fi
+            done
+            stop_server
+            if [ "$allok" = 1 ]; then
+                line=$(median deliveries_per_s "${lines[@]}")
+            else
+                line=${lines[-1]}
+                FAILED=1
+            fi
+            csv_load "$TARGET" "limit$users" 100 10 0 "${#lines[@]}" "$allok" "$line"
+            # Its Pss at start goes in the pss_kib_total column.
+            sed -i '$ s/,,,$/,,'"$idle"',/' "$CSV"
+        done
+    fi
+
     # Paced: PACED_DELIVERIES per second in all, whatever a message makes
     # (Redis delivers to every subscriber, a chat room to all but one).
     n=$PACED_CLIENTS s=$PACED_SENDERS
