@@ -43,6 +43,7 @@ conn_refuse(int fd)
  * @param listen_fd the listening socket.
  * @param spare     the spare descriptor, reopened on return (or -1).
  */
+/* [shed] */
 static void
 shed_connection(int listen_fd, int *spare)
 {
@@ -56,7 +57,9 @@ shed_connection(int listen_fd, int *spare)
     if (*spare < 0)
         log_errno("cannot reopen the spare descriptor");
 }
+/* [shed] */
 
+/* [accept] */
 int
 conn_accept(int listen_fd, int *spare)
 {
@@ -92,7 +95,9 @@ conn_accept(int listen_fd, int *spare)
         }
     }
 }
+/* [accept] */
 
+/* [fd-limit] */
 size_t
 conn_fd_limit(size_t users)
 {
@@ -129,3 +134,4 @@ conn_fd_limit(size_t users)
                 users, (unsigned long)have);
     return users;
 }
+/* [fd-limit] */

@@ -125,6 +125,7 @@ list_del(struct room_link *link)
     link->prev = link->next = NULL;
 }
 
+/* [room-init] */
 void
 room_init(struct room *room, size_t limit, const struct room_hooks *hooks)
 {
@@ -137,7 +138,9 @@ room_init(struct room *room, size_t limit, const struct room_hooks *hooks)
     list_init(&room->leaving);
     room->spare_fd = conn_spare_open();
 }
+/* [room-init] */
 
+/* [drop] */
 void
 room_drop(struct room *room, struct client *c)
 {
@@ -153,6 +156,7 @@ room_drop(struct room *room, struct client *c)
     }
     list_add(&room->leaving, &c->gone);
 }
+/* [drop] */
 
 /**
  * @brief Queues bytes for one client; a queue that grows too long pauses
