@@ -135,6 +135,13 @@ read_rings(struct child *ch)
         _Atomic uint64_t *cursor = shm_progress(shm, ch->cs->slot, i);
         uint64_t at = atomic_load_explicit(cursor, memory_order_relaxed);
         uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+        /* A reader that stopped copying, its queue too long, learns here
+         * that the writer has passed it over. */
+        if (head - at > RING_SLOTS) {
+            log_msg("dropping: fell %d messages behind (slow reader)",
+                    RING_SLOTS);
+            child_exit(CHILD_EXIT_SLOW);
+        }
         if (at == head)
             continue;
         /* Flow control: no more than the client takes. What stays in

@@ -107,6 +107,13 @@ read_rings(struct child *ch)
         _Atomic uint64_t *cursor = shm_progress(shm, ch->cs->index, i);
         uint64_t at = atomic_load_explicit(cursor, memory_order_relaxed);
         uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+        /* A reader that stopped copying, its queue too long, learns here
+         * that the writer has passed it over. */
+        if (head - at > RING_SLOTS) {
+            log_msg("dropping: fell %d messages behind (slow reader)",
+                    RING_SLOTS);
+            child_exit(CHILD_EXIT_LAPPED);
+        }
         for (; at < head && room_reading(&ch->room); at++) {
             long len = ring_get(r, at, line);
             if (len < 0) {

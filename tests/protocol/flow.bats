@@ -8,6 +8,12 @@
 #
 # Linked into every step's suite (tests/stepNN/flow.bats).
 
+# Each case floods at full speed; side by side they would only measure
+# how the machine shares its cores, so they run one after the other.
+setup_file() {
+    export BATS_NO_PARALLELIZE_WITHIN_FILE=true
+}
+
 setup() {
     load ../helpers/common
     # A 2 MB/s reader takes about 10 s for the flood; sanitizer builds on
