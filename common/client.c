@@ -182,34 +182,6 @@ parse_args(int argc, char **argv, struct sockaddr_storage *addr, socklen_t *len)
 }
 
 /**
- * @brief Makes sure descriptors 0, 1 and 2 are open before any socket is.
- *
- * A program started with a standard descriptor closed (`client ... <&-`)
- * would get its socket as that number, and then send the server's bytes
- * back to the server or our diagnostics into the chat. A closed standard
- * input or error is replaced by /dev/null (no input; no diagnostics). A
- * closed standard output is an error: the chat would go nowhere.
- */
-static void
-check_std_fds(void)
-{
-    bool stdout_closed = false;
-
-    for (int fd = STDIN_FILENO; fd <= STDERR_FILENO; fd++) {
-        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
-            continue;
-        if (fd == STDOUT_FILENO)
-            stdout_closed = true;
-        /* open() returns the lowest free number, and the lower ones are
-         * open by now: this is fd itself. */
-        if (open("/dev/null", O_RDWR) != fd)
-            die_errno("cannot open /dev/null for descriptor %d", fd);
-    }
-    if (stdout_closed)
-        die("standard output is closed: the server's messages would be lost");
-}
-
-/**
  * @brief Says whether a splice(2) error means "not for these descriptors".
  *
  * Those errors are permanent for the pair of descriptors, so the direction
@@ -610,8 +582,12 @@ main(int argc, char **argv)
     socklen_t len;
     char peer[NET_ADDRSTRLEN];
 
+    /* A closed standard input or error is replaced by /dev/null (no
+     * input; no diagnostics), so that our socket cannot take its number;
+     * a closed standard output is an error: the chat would go nowhere. */
+    if (log_init() & (1u << STDOUT_FILENO))
+        die("standard output is closed: the server's messages would be lost");
     parse_args(argc, argv, &addr, &len);
-    check_std_fds();
     /* splice(2) into a socket has no MSG_NOSIGNAL, and standard output may
      * be a pipe whose reader left: EPIPE must be an error we report, not
      * a signal that kills us silently. */

@@ -26,6 +26,22 @@
 extern bool log_verbose;
 
 /**
+ * @brief Makes descriptors 0, 1 and 2 valid and stderr nonblocking; the
+ *        first call of every main().
+ *
+ * A descriptor of 0-2 found closed is opened on /dev/null, before the
+ * program creates anything that would take its number (a socket, the
+ * signal pipe). Then writes to stderr are made nonblocking without
+ * changing the open file description others share (see log.c): from
+ * here on a full stderr drops and counts trace lines and never stalls
+ * the caller for more than a short bounded wait.
+ * @return a bit mask of the descriptors that were closed (bit 1 <<
+ *         STDOUT_FILENO: standard output). Exits with #EXIT_RUNTIME if
+ *         /dev/null cannot be opened.
+ */
+unsigned log_init(void);
+
+/**
  * @brief Names the process in every diagnostic line, e.g. "child 3".
  *
  * Single-process steps never call it; in the multi-process steps each
@@ -35,6 +51,28 @@ extern bool log_verbose;
  *            The string must outlive every later log call.
  */
 void log_set_tag(const char *tag);
+
+/**
+ * @brief Keeps this process's diagnostics instead of printing them, to
+ *        make them the cause in one fatal line.
+ *
+ * A start-up step that logs why it failed, called where its failure ends
+ * the program: `log_catch(true); if (step() < 0) die("cannot start the
+ * pool: %s", log_caught()); log_catch(false);` prints one line naming the
+ * cause, not two. die() and its family always print. A child forked
+ * meanwhile prints as usual (the catch belongs to the process that set
+ * it).
+ * @param on true to start keeping (and forget what was kept), false to
+ *           print again.
+ */
+void log_catch(bool on);
+
+/**
+ * @brief What log_catch() kept: the diagnostics since it was turned on,
+ *        joined by "; ".
+ * @return the kept text, or "no reason given" if there is none.
+ */
+const char *log_caught(void);
 
 /**
  * @brief Prints one diagnostic line on stderr.
@@ -101,7 +139,12 @@ void trace_begin(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  */
 void trace_add(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/** @brief Prints the current trace line on stderr, if -v is on. */
+/**
+ * @brief Prints the current trace line on stderr, if -v is on.
+ *
+ * Never waits: if stderr is full, the line is dropped and counted, and
+ * the count is reported before the next line that gets through.
+ */
 void trace_end(void);
 
 /** @} */

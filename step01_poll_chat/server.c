@@ -195,6 +195,7 @@ main(int argc, char **argv)
     struct server srv = {0};
     char where[NET_ADDRSTRLEN];
 
+    log_init(); /* first: 0-2 valid, stderr never blocks (common/log.c) */
     args_parse(argc, argv, &args, 0, USER_LIMIT);
 
     /* [sigpipe] */

@@ -650,6 +650,7 @@ main(int argc, char **argv)
     struct server srv;
     char where[NET_ADDRSTRLEN];
 
+    log_init(); /* first: 0-2 valid, stderr never blocks (common/log.c) */
     args_parse(argc, argv, &args, 0, USER_LIMIT);
     install_signals();
 
@@ -664,7 +665,8 @@ main(int argc, char **argv)
     /* [listen] */
 
     /* [run] */
-    server_init(&srv, listen_fd, conn_fd_limit((size_t)args.users));
+    server_init(&srv, listen_fd, (size_t)args.users);
+    (void)conn_fd_limit(srv.limit); /* after: warns only a run that goes on */
     if (net_announce(listen_fd) < 0)
         die_errno("cannot write the listening line");
     log_set_tag("parent"); /* from now on, several processes share stderr */

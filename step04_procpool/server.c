@@ -264,9 +264,11 @@ server_init(struct server *srv, int listen_fd, size_t limit, size_t nworkers)
 
     for (size_t i = 0; i < nworkers; i++)
         srv->workers[i].fd = -1; /* before any fork: see child_setup() */
+    log_catch(true); /* why a worker cannot start: the cause, one line */
     for (size_t i = 0; i < nworkers; i++)
         if (spawn_worker(srv, i) < 0)
-            die("cannot start the pool");
+            die("cannot start the pool: %s", log_caught());
+    log_catch(false);
 }
 /* [server-init] */
 
@@ -658,6 +660,7 @@ main(int argc, char **argv)
     struct server srv;
     char where[NET_ADDRSTRLEN];
 
+    log_init(); /* first: 0-2 valid, stderr never blocks (common/log.c) */
     /* -n 0 (the default here) means: what the machine allows. */
     args_parse(argc, argv, &args, ARGS_WORKERS, 0);
     install_signals();

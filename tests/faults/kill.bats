@@ -114,3 +114,48 @@ all_hear_left() {
     figure "$killed" "$killed workers SIGKILLed in $ROUNDS rounds; $((2 * ROUNDS * CHUNK)) lines to each survivor, none lost or doubled"
     server_stop
 }
+
+# instance_procs PID: the processes still alive (not zombies) that map
+# the shared memory of the chapter 3 server that had pid PID: its
+# children, wherever they were reparented.
+instance_procs() {
+    local maps pid
+    for maps in /proc/[0-9]*/maps; do
+        pid=${maps#/proc/}
+        pid=${pid%/maps}
+        grep -q " /dev/shm/chat-$1-" "$maps" 2>/dev/null || continue
+        [ "$(proc_state "$pid")" = Z ] || echo "$pid"
+    done
+}
+
+# no_instance_procs PID: no process of that server is left.
+no_instance_procs() {
+    [ -z "$(instance_procs "$1")" ]
+}
+
+@test "chapter 3: the parent SIGKILLed during bursts of connects: no child outlives it, no connection stays open" {
+    only_steps "chapter 3 forks a child per connection" 3
+    # A child forked in the moment the parent dies must notice at once
+    # (PR_SET_PDEATHSIG, then getppid()), else it serves its client on
+    # with the parent gone. Eight bursts of 69 connections, the kill after
+    # a different number in each, so that it lands while the parent forks.
+    local round after pid half=0 got
+    for round in $(seq 1 8); do
+        server_start -n 80
+        pid=$SERVER_PID
+        after=$((round * 8))
+        run perl "$FAULTS_DIR/burst.pl" 127.0.0.1 "$SERVER_PORT" 69 "$pid" "$after"
+        got=$output
+        assert_success
+        [[ $got =~ half-made\ ([0-9]+) ]] && half=$((half + BASH_REMATCH[1]))
+        run server_exit_status
+        assert_output 137
+        wait_until "every child of server $pid to die" no_instance_procs "$pid" || {
+            ps -o pid,ppid,stat,cmd -p "$(instance_procs "$pid" | paste -sd,)" >&2
+            return 1
+        }
+        run shm_left "$pid"
+        assert_output ""
+    done
+    figure 8 "8 parents SIGKILLed during bursts of 69 connects: no child left, no connection held open ($half half-made by the kernel, reset when probed)"
+}

@@ -131,8 +131,11 @@ server_start() {
         fi
         "$SERVER" "$@" "$SERVER_HOST" 0 >"$SERVER_OUT" 2>"$SERVER_ERR" &
         echo "$!" >"$SERVER_OUT.pid"
-        wait "$!"
-        echo "$?" >"$SERVER_OUT.rc"
+        # Bats runs tests under `set -e`: a bare failing wait would end
+        # this shell before it records a non-zero status.
+        local rc=0
+        wait "$!" || rc=$?
+        echo "$rc" >"$SERVER_OUT.rc"
     ) 3>&- &
     bg_track "$!"
     wait_until "the server's pid" test -s "$SERVER_OUT.pid"
