@@ -6,7 +6,7 @@
  * 15-1), with 8.x (server models) and chapter 13 as background.
  *
  * The idea: the parent creates the listening socket and forks a fixed
- * pool of workers (worker.c), one per CPU by default. It watches the
+ * pool of workers (child.c), one per CPU by default. It watches the
  * listening socket; when a connection waits, it tells one worker,
  * round-robin, to accept it, and that worker serves the client from then
  * on with its own epoll loop. The workers share one room through shared
