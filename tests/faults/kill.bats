@@ -126,6 +126,22 @@ as_nobody_prefix() {
     "${AS_NOBODY[@]}" test -x "$SERVER" || skip "nobody cannot run $SERVER"
 }
 
+# start_as_nobody ARGS...: server_start ARGS..., the server run as
+# nobody if we are root (see as_nobody_prefix), for a process limit that
+# binds it; skips if that cannot be done.
+start_as_nobody() {
+    as_nobody_prefix
+    command -v prlimit >/dev/null || skip "needs prlimit (util-linux)"
+    local wrapper=$BATS_TEST_TMPDIR/as-nobody
+    {
+        printf '#!/bin/bash\nexec'
+        printf ' %q' "${AS_NOBODY[@]}" "$SERVER"
+        printf ' "$@"\n'
+    } >"$wrapper"
+    chmod +x "$wrapper"
+    SERVER=$wrapper server_start "$@"
+}
+
 # nproc_soft LIMIT: sets the server's soft process limit (RLIMIT_NPROC),
 # with prlimit run as the server's own user: that needs no privilege,
 # while root may lack CAP_SYS_RESOURCE for another user's process.
@@ -144,16 +160,7 @@ pool_size_is() {
     # many processes as its soft RLIMIT_NPROC. That limit binds no root
     # process (CAP_SYS_RESOURCE or not: the kernel exempts uid 0), so as
     # root the server runs as nobody.
-    as_nobody_prefix
-    command -v prlimit >/dev/null || skip "needs prlimit (util-linux)"
-    local wrapper=$BATS_TEST_TMPDIR/as-nobody
-    {
-        printf '#!/bin/bash\nexec'
-        printf ' %q' "${AS_NOBODY[@]}" "$SERVER"
-        printf ' "$@"\n'
-    } >"$wrapper"
-    chmod +x "$wrapper"
-    SERVER=$wrapper server_start -v -w 2 -n 20
+    start_as_nobody -v -w 2 -n 20
     client_join a
     # Six more: those on a's worker stay, the others (gone) are on the
     # worker that will be killed.
@@ -219,6 +226,39 @@ pool_size_is() {
     say a "to the new worker"
     expect "$served" "$(user_of a): to the new worker"
     figure 1 "a worker SIGKILLed while fork fails: ${#gone[@]} clients announced at once, the newcomer told $((stay + 2)) online, the pool whole again once forks work"
+    server_stop
+}
+
+@test "chapter 4: a pool of one whose worker dies while fork fails waits for the fork, without spinning, then serves" {
+    only_steps "chapter 4 is the one with a pool of workers" 4
+    start_as_nobody -v -w 1 -n 20
+    client_join v1
+    client_join v2
+    local soft worker
+    soft=$("${AS_NOBODY[@]}" prlimit --pid "$SERVER_PID" --nproc --raw --noheadings -o SOFT)
+    worker=$(kids_of "$SERVER_PID")
+    nproc_soft 1
+    kill -KILL "$worker"
+    wait_until "v1's client to see the close" client_gone v1
+    wait_until "v2's client to see the close" client_gone v2
+    wait_until "the failed fork to be logged" grep -q "cannot replace worker 0: " "$SERVER_ERR"
+    # No worker, and none can be made: the server waits for one, it does
+    # not give up; a connection waits in the backlog, and the loop does
+    # not wake for it over and over.
+    run server_alive
+    assert_success
+    peer_start late read 1000000
+    assert_no_spin "with no worker and a connection waiting"
+    run server_alive
+    assert_success
+    # Forks work again: the worker is forked, and accepts the newcomer.
+    nproc_soft "$soft"
+    WAIT_SECONDS=3 wait_until "the pool to be whole again" pool_size_is 1
+    wait_for_line "$(out_of late)" "* welcome, you are user3 (1 online)"
+    client_join b
+    say b "after the wait"
+    wait_for_line "$(out_of late)" "user4: after the wait"
+    figure 1 "a pool of one out of processes: it waited for the fork, no spin, then served the connection that waited"
     server_stop
 }
 
