@@ -76,6 +76,8 @@ struct child {
     uint64_t looked; /**< pub_seq when the rings were last looked at */
     uint64_t done; /**< what this reader last published as copied */
     bool news; /**< own ring grew: ring the sleepers' doorbells */
+    bool bells_owed; /**< some sleeper could not be poked: try again */
+    uint64_t mine; /**< records this child published since #looked */
     bool unread; /**< records wait in the rings: the queue was too long */
     bool closing; /**< 'Q' seen: drain and leave */
     struct timespec deadline; /**< when lingering gives up */
@@ -173,6 +175,24 @@ read_ring(struct child *ch, size_t ring, uint64_t *low)
 /* [read-ring] */
 
 /**
+ * @brief Publishes how far this reader has copied, if that moved.
+ *
+ * Writers only read it when their ring runs short of room; the store is
+ * skipped when nothing changed, to leave the line alone.
+ * @param ch   the child.
+ * @param done every record numbered up to it has been copied.
+ */
+static void
+publish_done(struct child *ch, uint64_t done)
+{
+    if (done > ch->done) {
+        ch->done = done;
+        atomic_store_explicit(&ch->cs->shm->done[ch->cs->slot], done,
+                              memory_order_release);
+    }
+}
+
+/**
  * @brief Copies every new record of every other ring to the client,
  *        looking only where something moved.
  *
@@ -193,12 +213,19 @@ read_rings(struct child *ch)
     uint64_t now = atomic_load(&shm->pub_seq), low = now;
     bool all = true;
 
-    /* The fast path of every wake-up: nothing new, or nothing new and no
-     * room in the queue to copy what is left. */
-    if (ch->unread ? now == ch->looked && ch->out.len > HIGH_WATER
-                   : now == ch->view.seen)
+    /* The fast path of every wake-up: nobody else has published since we
+     * last looked (the room's number moved by our own records only), and
+     * there is nothing left to copy, or no room in the queue for it. */
+    if (now == ch->looked + ch->mine &&
+        (!ch->unread || ch->out.len > HIGH_WATER)) {
+        ch->looked = now;
+        ch->mine = 0;
+        if (!ch->unread)
+            publish_done(ch, ch->view.seen = now);
         return;
+    }
     ch->looked = now;
+    ch->mine = 0;
     size_t high = atomic_load_explicit(&shm->high, memory_order_acquire);
     for (size_t g = 0; g * SHM_GROUP < high; g++) {
         uint64_t count =
@@ -217,11 +244,7 @@ read_rings(struct child *ch)
     ch->unread = !all;
     if (all)
         ch->view.seen = now;
-    if (low > ch->done) {
-        ch->done = low;
-        atomic_store_explicit(&shm->done[ch->cs->slot], low,
-                              memory_order_release);
-    }
+    publish_done(ch, low);
 }
 /* [read-rings] */
 
@@ -246,6 +269,7 @@ on_line(void *ctx, const char *line, size_t len)
     ring_put(ch->cs->shm, ch->cs->slot, rec, (size_t)n + len + 1);
     atomic_fetch_add_explicit(&ch->cs->shm->relayed, 1, memory_order_relaxed);
     ch->news = true;
+    ch->mine++;
 }
 /* [on-line] */
 
@@ -254,17 +278,18 @@ on_line(void *ctx, const char *line, size_t len)
  *
  * Once per loop pass, however many messages: a sleeper poked once reads
  * them all. Children that are awake are not poked; they look for news
- * before they sleep (shm_doze()).
+ * before they sleep (shm_doze()). Pokes that could not be sent are owed,
+ * and the loop comes back for them after #RETRY_MS.
  * @param ch the child.
  */
 /* [ring-bells] */
 static void
 ring_bells(struct child *ch)
 {
-    if (!ch->news)
+    if (!ch->news && !ch->bells_owed)
         return;
     ch->news = false;
-    shm_ring_bells(ch->cs->shm, ch->cs->slot, ch->bell_fd);
+    ch->bells_owed = !shm_ring_bells(ch->cs->shm, ch->cs->slot, ch->bell_fd);
 }
 /* [ring-bells] */
 
@@ -427,7 +452,7 @@ on_parent(struct child *ch)
 /* [on-parent] */
 
 /**
- * @brief A writer rang the doorbell: empties it.
+ * @brief A writer rang the doorbell: takes the poke.
  *
  * The pokes only say "look"; the loop looks at the rings after every
  * wake-up anyway (read_rings() returns at once when nothing is new).
@@ -437,20 +462,19 @@ on_parent(struct child *ch)
 static void
 on_bell(struct child *ch)
 {
-    char pokes[64];
+    char poke[8];
 
-    for (;;) {
-        ssize_t n = recv(ch->bell_fd, pokes, sizeof pokes, MSG_DONTWAIT);
-        if (n >= 0) {
-            trace_add(" poke");
-            continue;
-        }
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            log_errno("cannot read the doorbell");
-        return;
-    }
+    /* One datagram per wake-up: the doorbell is level-triggered, so any
+     * other waiting is reported again, and a second recv() would almost
+     * always only say EAGAIN. */
+    ssize_t n;
+    while ((n = recv(ch->bell_fd, poke, sizeof poke, MSG_DONTWAIT)) < 0 &&
+           errno == EINTR)
+        ;
+    if (n >= 0)
+        trace_add(" poke");
+    else if (errno != EAGAIN && errno != EWOULDBLOCK)
+        log_errno("cannot read the doorbell");
 }
 /* [on-bell] */
 
@@ -518,6 +542,7 @@ child_begin(struct child *ch)
     int n = snprintf(joined, sizeof joined, "* user%lu joined\n", cs->id);
     ring_put(cs->shm, cs->slot, joined, (size_t)n);
     ch->news = true;
+    ch->mine++;
 }
 
 /**
@@ -610,11 +635,11 @@ child_wait(struct child *ch, struct epoll_event *events, int max)
 
     if (ch->closing && timeout == 0)
         child_exit(0); /* the client did not close in time */
-    if (ch->blocked && !ch->closing)
-        timeout = RETRY_MS; /* look for room in the ring again */
+    if ((ch->blocked || ch->bells_owed) && !ch->closing)
+        timeout = RETRY_MS; /* look for room, or poke, again */
     /* "Asleep" first, then one more look: a writer that published
      * meanwhile either sees the bit and pokes, or is seen here. */
-    if (armed && shm_doze(shm, ch->cs->slot, ch->looked))
+    if (armed && shm_doze(shm, ch->cs->slot, ch->looked + ch->mine))
         timeout = 0;
     while ((ready = epoll_wait(ch->epfd, events, max, timeout)) < 0)
         if (errno != EINTR)

@@ -66,6 +66,8 @@
 #define SHUTDOWN_GRACE_MS 3000
 /** Events taken from one epoll_wait(). */
 #define EPOLL_BATCH 256
+/** While doorbells are owed (shm_ring_bells()), how often to try again. */
+#define BELL_RETRY_MS 5
 /* [constants] */
 
 /* [types] */
@@ -95,6 +97,7 @@ struct server {
     char shm_name[64]; /**< its (already unlinked) name */
     struct shm_view view; /**< a newcomer's start, inherited at fork */
     int bell_fd; /**< datagram socket for ringing doorbells */
+    bool bells_owed; /**< a sleeper could not be poked yet: try again */
     unsigned long slow; /**< children that left as slow readers (SIGHUP) */
     long long started; /**< start time, for the uptime (SIGHUP) */
     bool closing; /**< SIGINT/SIGTERM seen: waiting for the children */
@@ -200,7 +203,7 @@ notice_left(struct server *srv, size_t slot, unsigned long id)
     char line[PROTO_LINE_MAX];
 
     ring_put(srv->shm, slot, line, proto_left(line, id));
-    shm_ring_bells(srv->shm, srv->limit, srv->bell_fd);
+    srv->bells_owed = !shm_ring_bells(srv->shm, srv->limit, srv->bell_fd);
 }
 /* [notice] */
 
@@ -640,7 +643,7 @@ loop(struct server *srv)
 
     while (!srv->closing || srv->online > 0) {
         /* [loop-events] */
-        int timeout = -1; /* sleep until something happens */
+        int timeout = srv->bells_owed ? BELL_RETRY_MS : -1;
         if (srv->closing) {
             timeout = clock_ms_until(srv->deadline);
             if (timeout == 0) {
@@ -680,6 +683,9 @@ loop(struct server *srv)
             trace_add("; user%lu's child fd %d", c->id, c->fd);
             on_child(c);
         }
+        if (srv->bells_owed) /* leaves the sleepers could not hear yet */
+            srv->bells_owed =
+                !shm_ring_bells(srv->shm, srv->limit, srv->bell_fd);
         trace_end();
         /* [loop-dispatch] */
     }

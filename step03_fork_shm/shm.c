@@ -317,11 +317,12 @@ shm_awake(struct shm_room *shm, size_t slot)
     atomic_fetch_and(&shm->asleep[slot / 64], ~((uint64_t)1 << (slot % 64)));
 }
 
-void
+bool
 shm_ring_bells(struct shm_room *shm, size_t self, int fd)
 {
     size_t high = atomic_load(&shm->high);
     struct sockaddr_un addr;
+    bool all = true;
 
     for (size_t w = 0; w * 64 < high; w++) {
         uint64_t bits = atomic_load(&shm->asleep[w]);
@@ -335,14 +336,21 @@ shm_ring_bells(struct shm_room *shm, size_t self, int fd)
                 continue;
             size_t slot = w * 64 + (size_t)__builtin_ctzll(bit);
             socklen_t len = shm_bell_addr(shm->bell[slot], &addr);
-            /* EAGAIN: pokes wait for it already; ECONNREFUSED: it died
-             * (the parent will reap it). Neither is this writer's
-             * business. */
-            while (sendto(fd, "N", 1, MSG_DONTWAIT | MSG_NOSIGNAL,
-                          (struct sockaddr *)&addr, len) < 0 &&
+            ssize_t n;
+            while ((n = sendto(fd, "N", 1, MSG_DONTWAIT | MSG_NOSIGNAL,
+                               (struct sockaddr *)&addr, len)) < 0 &&
                    errno == EINTR)
                 ;
+            /* ECONNREFUSED: it died, and the parent will reap it. Out of
+             * buffer (our own, or its queue: we cannot tell which), the
+             * poke is owed still: the bit goes back, for us or another
+             * writer to try again. */
+            if (n < 0 && errno != ECONNREFUSED && errno != ENOENT) {
+                atomic_fetch_or(&shm->asleep[w], bit);
+                all = false;
+            }
         }
     }
+    return all;
 }
 /* [doorbell] */

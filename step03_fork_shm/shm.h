@@ -237,11 +237,17 @@ uint64_t ring_pub(struct shm_room *shm, size_t ring, uint64_t seq);
  * Called by a writer after it has published, once per pass: each sleeper
  * gets one datagram, and its bit is cleared by the writer that sends it,
  * so that a sleeper is poked once however many writers publish.
+ *
+ * A Unix datagram counts against the sender's buffer until its receiver
+ * has read it: a writer that pokes hundreds of sleepers at once may find
+ * its own buffer full (EAGAIN). The sleeper's bit is then set again, and
+ * the caller must try again shortly: a wake-up is late, never lost.
  * @param shm  the region.
  * @param self the writer's slot (never poked), or the limit for none.
  * @param fd   a datagram socket to send from (AF_UNIX).
+ * @return true when every sleeper was poked, false: call again soon.
  */
-void shm_ring_bells(struct shm_room *shm, size_t self, int fd);
+bool shm_ring_bells(struct shm_room *shm, size_t self, int fd);
 
 /**
  * @brief The name of a child's doorbell in the abstract namespace.
