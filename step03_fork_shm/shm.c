@@ -314,7 +314,13 @@ shm_doze(struct shm_room *shm, size_t slot, uint64_t seen)
 void
 shm_awake(struct shm_room *shm, size_t slot)
 {
-    atomic_fetch_and(&shm->asleep[slot / 64], ~((uint64_t)1 << (slot % 64)));
+    uint64_t bit = (uint64_t)1 << (slot % 64);
+
+    /* A child woken by a poke finds its bit cleared by the writer: a load
+     * spares the shared word a write. */
+    if (atomic_load_explicit(&shm->asleep[slot / 64], memory_order_relaxed) &
+        bit)
+        atomic_fetch_and(&shm->asleep[slot / 64], ~bit);
 }
 
 bool
