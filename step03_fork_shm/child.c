@@ -513,8 +513,10 @@ static _Noreturn void child_loop(struct child *ch);
 
 /* [run-child] */
 /**
- * @brief The child's first steps: its tag, its tie to the parent, the
- *        join in its ring.
+ * @brief The child's first steps: its tag, its tie to the parent.
+ *
+ * The user's join is in the ring already: the parent wrote it before the
+ * fork (join_slot() in server.c).
  * @param ch the child, its start-up data filled in.
  */
 static void
@@ -522,7 +524,6 @@ child_begin(struct child *ch)
 {
     static char tag[32];
     const struct child_start *cs = ch->cs;
-    char joined[64];
 
     snprintf(tag, sizeof tag, "user%lu pid %ld", cs->id, (long)getpid());
     log_set_tag(tag);
@@ -532,17 +533,6 @@ child_begin(struct child *ch)
      * a subreaper), and getppid() no longer names it. */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != cs->parent)
         child_exit(0);
-
-    /* The join is the first record of this user in its ring, before any
-     * of its messages: every reader sees them in that order. It comes
-     * before anything that may fail, because whatever ends this child
-     * from here on, the parent announces the user as left -- a client
-     * that resets before its welcome is written included -- guarded by
-     * tests/faults/flood.bats. */
-    int n = snprintf(joined, sizeof joined, "* user%lu joined\n", cs->id);
-    ring_put(cs->shm, cs->slot, joined, (size_t)n);
-    ch->news = true;
-    ch->mine++;
 }
 
 /**
@@ -600,7 +590,6 @@ run_child(const struct child_start *cs)
 
     child_begin(&ch);
     child_watch(&ch);
-    ring_bells(&ch); /* our join, to those who sleep */
 
     /* The parent has made our view of every ring its end
      * (shm_reader_start()): we hear the messages from now on. */

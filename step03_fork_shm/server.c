@@ -97,6 +97,7 @@ struct server {
     char shm_name[64]; /**< its (already unlinked) name */
     struct shm_view view; /**< a newcomer's start, inherited at fork */
     int bell_fd; /**< datagram socket for ringing doorbells */
+    bool news; /**< a join or a leave written in this pass: ring the bells */
     bool bells_owed; /**< a sleeper could not be poked yet: try again */
     unsigned long slow; /**< children that left as slow readers (SIGHUP) */
     long long started; /**< start time, for the uptime (SIGHUP) */
@@ -188,10 +189,11 @@ server_init(struct server *srv, int listen_fd, size_t limit)
 /**
  * @brief Writes a notice ("* user3 left") into a slot's ring.
  *
- * The parent writes a ring only while no child does: the leave after the
- * slot's child has been reaped (the child itself writes its join first of
- * all). So each ring keeps a single writer, and a user's join, messages
- * and leave reach every reader in that order.
+ * The parent writes a ring only while no child does: the join before the
+ * slot's child is forked (join_slot()), the leave after it has been
+ * reaped. So each ring keeps a single writer, and a user's join, messages
+ * and leave reach every reader in that order. The sleepers are poked once
+ * at the end of the loop's pass, for every notice written in it.
  * @param srv  the server.
  * @param slot the ring.
  * @param id   the user who left.
@@ -203,9 +205,36 @@ notice_left(struct server *srv, size_t slot, unsigned long id)
     char line[PROTO_LINE_MAX];
 
     ring_put(srv->shm, slot, line, proto_left(line, id));
-    srv->bells_owed = !shm_ring_bells(srv->shm, srv->limit, srv->bell_fd);
+    srv->news = true;
 }
 /* [notice] */
+
+/**
+ * @brief Makes @p slot a reader, and writes its user's join, before the
+ *        fork.
+ *
+ * The join is the first record of the user in its ring, before any of its
+ * messages, and it is written before anything that may fail: whatever
+ * ends the child, the parent announces the user as left -- a client that
+ * resets before its welcome is written included (tests/faults/flood.bats).
+ * The parent writes it, not the child, so that a burst of joins wakes the
+ * room once per pass of the parent's loop, not once per join: each join
+ * is news to every child.
+ * @param srv  the server.
+ * @param slot the newcomer's slot, its ring without a writer.
+ * @param id   the newcomer's id.
+ */
+static void
+join_slot(struct server *srv, size_t slot, unsigned long id)
+{
+    char line[PROTO_LINE_MAX];
+
+    /* The child reads every ring from its current end, and writers wait
+     * for it from now on. */
+    shm_reader_start(srv->shm, slot, &srv->view);
+    ring_put(srv->shm, slot, line, proto_joined(line, id));
+    srv->news = true;
+}
 
 /**
  * @brief In a new child: drops everything of the parent's but its share.
@@ -329,13 +358,11 @@ client_add(struct server *srv, int fd)
         return;
     }
     struct client *c = &srv->clients[slot];
-    /* The child reads every ring from its current end, and writers wait
-     * for it from now on. */
-    shm_reader_start(srv->shm, slot, &srv->view);
+    join_slot(srv, slot, ++srv->next_id);
     struct child_start cs = {.client_fd = fd,
                              .parent_fd = sv[1],
                              .slot = slot,
-                             .id = srv->next_id + 1,
+                             .id = srv->next_id,
                              .online = srv->online + 1,
                              .parent = getpid(),
                              .shm = srv->shm,
@@ -353,6 +380,7 @@ client_add(struct server *srv, int fd)
     if (pid < 0) {
         log_errno("cannot fork a child for a new client");
         shm_reader_stop(srv->shm, slot);
+        notice_left(srv, slot, srv->next_id);
         close(sv[0]);
         conn_refuse(fd);
         return;
@@ -364,7 +392,7 @@ client_add(struct server *srv, int fd)
     else
         srv->nfree--;
     *c = (struct client){
-        .pid = pid, .fd = sv[0], .id = ++srv->next_id, .live = srv->online};
+        .pid = pid, .fd = sv[0], .id = srv->next_id, .live = srv->online};
     srv->live[srv->online++] = slot;
     if (net_set_nonblock(c->fd) < 0 || watch(srv, c->fd, EPOLLIN, c) < 0)
         log_errno("cannot watch user%lu's socketpair", c->id);
@@ -683,9 +711,11 @@ loop(struct server *srv)
             trace_add("; user%lu's child fd %d", c->id, c->fd);
             on_child(c);
         }
-        if (srv->bells_owed) /* leaves the sleepers could not hear yet */
+        if (srv->news || srv->bells_owed) { /* joins and leaves */
+            srv->news = false;
             srv->bells_owed =
                 !shm_ring_bells(srv->shm, srv->limit, srv->bell_fd);
+        }
         trace_end();
         /* [loop-dispatch] */
     }

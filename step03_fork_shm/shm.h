@@ -8,10 +8,11 @@
  * second message overwrites the first before everyone has copied it. Here
  * each slot is a ring of #RING_SLOTS messages with a sequence number:
  *
- * - one writer per ring at any time (the slot's child, whose first
- *   record is its user's join; the parent writes the leave notice after
- *   the child is reaped), so writing needs no lock: write the record, then
- *   publish it by advancing the ring's head with release ordering;
+ * - one writer per ring at any time: the parent writes the user's join
+ *   before it forks the slot's child, the child its user's messages, and
+ *   the parent the leave notice after the child is reaped. Writing needs
+ *   no lock: write the record, then publish it by advancing the ring's
+ *   head with release ordering;
  * - each reader keeps its own cursor per ring, in its own memory, and
  *   copies records from its cursor up to the head;
  * - every record also gets a room-wide publication number (`pub_seq`),
