@@ -2,18 +2,23 @@
  * @file step03_fork_shm/child.c
  * @brief One process per client: its own small epoll loop (book 13.6).
  *
- * The child watches two descriptors: its client's socket (edge-triggered,
- * read and written until EAGAIN as in chapter 2) and its end of the
- * socketpair to the parent. The protocol on the socketpair is one byte:
+ * The child watches three descriptors: its client's socket
+ * (edge-triggered, read and written until EAGAIN as in chapter 2), its
+ * end of the socketpair to the parent, and its doorbell, a datagram
+ * socket of its own on which any writer may poke it. What crosses them is
+ * one byte:
  *
- * | byte | from   | meaning                                      |
- * |------|--------|----------------------------------------------|
- * | 'N'  | child  | "my ring has new records"                    |
- * | 'N'  | parent | "some ring has new records: look"            |
- * | 'Q'  | parent | "the server is shutting down"                |
+ * | byte | on          | from        | meaning                             |
+ * |------|-------------|-------------|-------------------------------------|
+ * | 'N'  | doorbell    | any writer  | "some ring has new records: look"   |
+ * | 'Q'  | socketpair  | parent      | "the server is shutting down"       |
  *
  * Pokes carry no data and may be merged: a child that is poked once for
- * many messages reads them all, because the records wait in the rings.
+ * many messages reads them all, because the records wait in the rings. A
+ * child is poked only while it sleeps (its doorbell bit, shm.h): a writer
+ * that finds it awake leaves it alone, since it looks for news itself
+ * before it sleeps again. The parent is on no message's path: stopped,
+ * it delays nothing but accepting and reaping.
  */
 #include "child.h"
 
@@ -30,6 +35,7 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -64,7 +70,14 @@ struct child {
     size_t in_len; /**< bytes in #in_buf */
     bool blocked; /**< own ring full: waiting for the readers */
     struct timespec blocked_since; /**< when the wait began */
-    bool news; /**< own ring grew: tell the parent */
+    int bell_fd; /**< the doorbell: pokes in, and pokes out to others */
+    struct shm_view view; /**< cursors: how far each ring has been read */
+    uint64_t floor; /**< ring_room()'s cache of the slowest reader */
+    uint64_t looked; /**< pub_seq when the rings were last looked at */
+    uint64_t done; /**< what this reader last published as copied */
+    bool news; /**< own ring grew: ring the sleepers' doorbells */
+    bool bells_owed; /**< some sleeper could not be poked: try again */
+    uint64_t mine; /**< records this child published since #looked */
     bool unread; /**< records wait in the rings: the queue was too long */
     bool closing; /**< 'Q' seen: drain and leave */
     struct timespec deadline; /**< when lingering gives up */
@@ -113,11 +126,83 @@ child_send(struct child *ch, const char *data, size_t n)
 /* [send] */
 
 /**
- * @brief Copies every new record of every other ring to the client.
+ * @brief Copies the new records of one ring to the client, as many as it
+ *        takes.
  *
  * A ring whose writer has lapped this reader's cursor means the client is
  * a whole ring behind: a slow reader, disconnected (the parent announces
  * it as left).
+ * @param ch   the child.
+ * @param ring the ring, not the child's own.
+ * @param low  lowered to below the first record left uncopied, if any.
+ * @return true when the ring has been read to its head.
+ */
+/* [read-ring] */
+static bool
+read_ring(struct child *ch, size_t ring, uint64_t *low)
+{
+    struct shm_room *shm = ch->cs->shm;
+    uint64_t at = ch->view.cursor[ring];
+    uint64_t head =
+        atomic_load_explicit(&shm->head[ring], memory_order_acquire);
+    char line[RECORD_MAX];
+
+    /* A reader that stopped copying, its queue too long, learns here
+     * that the writer has passed it over. */
+    if (head - at > RING_SLOTS) {
+        log_msg("dropping: fell %d messages behind (slow reader)", RING_SLOTS);
+        child_exit(CHILD_EXIT_SLOW);
+    }
+    /* Flow control: no more than the client takes. What stays in the
+     * ring holds its writer, whose sender TCP then slows. */
+    for (; at < head && ch->out.len <= HIGH_WATER; at++) {
+        long len = ring_get(shm, ring, at, line);
+        if (len < 0) {
+            log_msg("dropping: fell %d messages behind (slow reader)",
+                    RING_SLOTS);
+            child_exit(CHILD_EXIT_SLOW);
+        }
+        child_send(ch, line, (size_t)len);
+    }
+    ch->view.cursor[ring] = at;
+    if (at == head)
+        return true;
+    uint64_t pub = ring_pub(shm, ring, at);
+    if (pub <= *low)
+        *low = pub > 0 ? pub - 1 : 0;
+    return false;
+}
+/* [read-ring] */
+
+/**
+ * @brief Publishes how far this reader has copied, if that moved.
+ *
+ * Writers only read it when their ring runs short of room; the store is
+ * skipped when nothing changed, to leave the line alone.
+ * @param ch   the child.
+ * @param done every record numbered up to it has been copied.
+ */
+static void
+publish_done(struct child *ch, uint64_t done)
+{
+    if (done > ch->done) {
+        ch->done = done;
+        atomic_store_explicit(&ch->cs->shm->done[ch->cs->slot], done,
+                              memory_order_release);
+    }
+}
+
+/**
+ * @brief Copies every new record of every other ring to the client,
+ *        looking only where something moved.
+ *
+ * Three levels, each a few bytes in a dense array (shm.h): the room's
+ * `pub_seq` (unchanged: nothing to do), each group's counter (unchanged:
+ * skip its #SHM_GROUP rings), and the heads of the groups that moved.
+ * Then the reader publishes how far it has copied (`done`): the `pub_seq`
+ * it started from, or, if its queue grew too long to copy everything,
+ * the number just below the first record it left. Writers waiting for
+ * room may go on.
  * @param ch the child.
  */
 /* [read-rings] */
@@ -125,40 +210,41 @@ static void
 read_rings(struct child *ch)
 {
     struct shm_room *shm = ch->cs->shm;
-    char line[RECORD_MAX];
+    uint64_t now = atomic_load(&shm->pub_seq), low = now;
+    bool all = true;
 
-    ch->unread = false;
-    for (size_t i = 0; i < shm->nrings; i++) {
-        if (i == ch->cs->slot)
-            continue; /* a client never hears itself */
-        struct ring *r = &shm->rings[i];
-        _Atomic uint64_t *cursor = shm_progress(shm, ch->cs->slot, i);
-        uint64_t at = atomic_load_explicit(cursor, memory_order_relaxed);
-        uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
-        /* A reader that stopped copying, its queue too long, learns here
-         * that the writer has passed it over. */
-        if (head - at > RING_SLOTS) {
-            log_msg("dropping: fell %d messages behind (slow reader)",
-                    RING_SLOTS);
-            child_exit(CHILD_EXIT_SLOW);
-        }
-        if (at == head)
-            continue;
-        /* Flow control: no more than the client takes. What stays in
-         * the ring holds its writer, whose sender TCP then slows. */
-        for (; at < head && ch->out.len <= HIGH_WATER; at++) {
-            long len = ring_get(r, at, line);
-            if (len < 0) {
-                log_msg("dropping: fell %d messages behind (slow reader)",
-                        RING_SLOTS);
-                child_exit(CHILD_EXIT_SLOW);
-            }
-            child_send(ch, line, (size_t)len);
-        }
-        ch->unread |= at < head;
-        /* Publish the progress: a writer waiting for room may go on. */
-        atomic_store_explicit(cursor, at, memory_order_release);
+    /* The fast path of every wake-up: nobody else has published since we
+     * last looked (the room's number moved by our own records only), and
+     * there is nothing left to copy, or no room in the queue for it. */
+    if (now == ch->looked + ch->mine &&
+        (!ch->unread || ch->out.len > HIGH_WATER)) {
+        ch->looked = now;
+        ch->mine = 0;
+        if (!ch->unread)
+            publish_done(ch, ch->view.seen = now);
+        return;
     }
+    ch->looked = now;
+    ch->mine = 0;
+    size_t high = atomic_load_explicit(&shm->high, memory_order_acquire);
+    for (size_t g = 0; g * SHM_GROUP < high; g++) {
+        uint64_t count =
+            atomic_load_explicit(&shm->group[g], memory_order_acquire);
+        if (count == ch->view.group_seen[g])
+            continue; /* no ring of this group moved */
+        size_t end = (g + 1) * SHM_GROUP < high ? (g + 1) * SHM_GROUP : high;
+        bool group_all = true;
+        for (size_t i = g * SHM_GROUP; i < end; i++)
+            if (i != ch->cs->slot) /* a client never hears itself */
+                group_all &= read_ring(ch, i, &low);
+        if (group_all)
+            ch->view.group_seen[g] = count;
+        all &= group_all;
+    }
+    ch->unread = !all;
+    if (all)
+        ch->view.seen = now;
+    publish_done(ch, low);
 }
 /* [read-rings] */
 
@@ -180,32 +266,32 @@ on_line(void *ctx, const char *line, size_t len)
     int n = snprintf(rec, sizeof rec, "user%lu: ", ch->cs->id);
     memcpy(rec + n, line, len);
     rec[(size_t)n + len] = '\n';
-    ring_put(&ch->cs->shm->rings[ch->cs->slot], rec, (size_t)n + len + 1);
+    ring_put(ch->cs->shm, ch->cs->slot, rec, (size_t)n + len + 1);
     atomic_fetch_add_explicit(&ch->cs->shm->relayed, 1, memory_order_relaxed);
     ch->news = true;
+    ch->mine++;
 }
 /* [on-line] */
 
 /**
- * @brief Tells the parent that this child's ring has new records.
+ * @brief Wakes the children that sleep, if this child's ring grew.
  *
- * One byte per loop pass, however many messages: the parent pokes the
- * other children once for all of them. If the socketpair is full, the
- * parent has pokes to read already, which is just as good.
+ * Once per loop pass, however many messages: a sleeper poked once reads
+ * them all. Children that are awake are not poked; they look for news
+ * before they sleep (shm_doze()). Pokes that could not be sent are owed,
+ * and the loop comes back for them after #RETRY_MS.
  * @param ch the child.
  */
-/* [tell-parent] */
+/* [ring-bells] */
 static void
-tell_parent(struct child *ch)
+ring_bells(struct child *ch)
 {
-    if (!ch->news)
+    if (!ch->news && !ch->bells_owed)
         return;
     ch->news = false;
-    if (send(ch->cs->parent_fd, "N", 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
-        errno != EAGAIN && errno != EWOULDBLOCK)
-        child_exit(0); /* the parent is gone */
+    ch->bells_owed = !shm_ring_bells(ch->cs->shm, ch->cs->slot, ch->bell_fd);
 }
-/* [tell-parent] */
+/* [ring-bells] */
 
 /**
  * @brief Milliseconds from @p a to @p b.
@@ -234,7 +320,7 @@ ms_between(const struct timespec *a, const struct timespec *b)
 static size_t
 room_to_write(struct child *ch)
 {
-    size_t room = ring_room(ch->cs->shm, ch->cs->slot);
+    size_t room = ring_room(ch->cs->shm, ch->cs->slot, &ch->floor);
     struct timespec now;
 
     if (room >= RING_RESERVED + 2) {
@@ -244,6 +330,8 @@ room_to_write(struct child *ch)
     clock_gettime(CLOCK_MONOTONIC, &now);
     if (!ch->blocked) {
         trace_add(" ring full, waiting for readers");
+        atomic_fetch_add_explicit(&ch->cs->shm->pauses, 1,
+                                  memory_order_relaxed);
         ch->blocked = true;
         ch->blocked_since = now;
         return 0;
@@ -330,7 +418,7 @@ pump_client(struct child *ch)
 /* [pump] */
 
 /**
- * @brief The parent wrote: pokes to read the rings, or the order to quit.
+ * @brief The parent wrote: the order to quit. End of stream: it died.
  * @param ch the child.
  */
 /* [on-parent] */
@@ -351,10 +439,7 @@ on_parent(struct child *ch)
             child_exit(0);
         }
         for (ssize_t i = 0; i < n; i++) {
-            if (cmd[i] == 'N' && !ch->closing) {
-                trace_add(" poke");
-                read_rings(ch);
-            } else if (cmd[i] == 'Q' && !ch->closing) {
+            if (cmd[i] == 'Q' && !ch->closing) {
                 trace_add(" quit");
                 ch->closing = true;
                 clock_gettime(CLOCK_MONOTONIC, &ch->deadline);
@@ -365,6 +450,33 @@ on_parent(struct child *ch)
     }
 }
 /* [on-parent] */
+
+/**
+ * @brief A writer rang the doorbell: takes the poke.
+ *
+ * The pokes only say "look"; the loop looks at the rings after every
+ * wake-up anyway (read_rings() returns at once when nothing is new).
+ * @param ch the child.
+ */
+/* [on-bell] */
+static void
+on_bell(struct child *ch)
+{
+    char poke[8];
+
+    /* One datagram per wake-up: the doorbell is level-triggered, so any
+     * other waiting is reported again, and a second recv() would almost
+     * always only say EAGAIN. */
+    ssize_t n;
+    while ((n = recv(ch->bell_fd, poke, sizeof poke, MSG_DONTWAIT)) < 0 &&
+           errno == EINTR)
+        ;
+    if (n >= 0)
+        trace_add(" poke");
+    else if (errno != EAGAIN && errno != EWOULDBLOCK)
+        log_errno("cannot read the doorbell");
+}
+/* [on-bell] */
 
 /**
  * @brief Writes the client's queue; after the shutdown notice, half-closes.
@@ -396,14 +508,22 @@ ms_left(const struct timespec *deadline)
     return ms > 0 ? (int)ms : 0;
 }
 
+/* The loop comes after run_child(), where the chapter's page reads it. */
+static _Noreturn void child_loop(struct child *ch);
+
 /* [run-child] */
-void
-run_child(const struct child_start *cs)
+/**
+ * @brief The child's first steps: its tag, its tie to the parent.
+ *
+ * The user's join is in the ring already: the parent wrote it before the
+ * fork (join_slot() in server.c).
+ * @param ch the child, its start-up data filled in.
+ */
+static void
+child_begin(struct child *ch)
 {
     static char tag[32];
-    struct child ch = {.cs = cs};
-    struct epoll_event ev, events[2];
-    char welcome[96];
+    const struct child_start *cs = ch->cs;
 
     snprintf(tag, sizeof tag, "user%lu pid %ld", cs->id, (long)getpid());
     log_set_tag(tag);
@@ -413,77 +533,168 @@ run_child(const struct child_start *cs)
      * a subreaper), and getppid() no longer names it. */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != cs->parent)
         child_exit(0);
+}
 
-    /* The join is the first record of this user in its ring, before any
-     * of its messages: every reader sees them in that order. It comes
-     * before anything that may fail, because whatever ends this child
-     * from here on, the parent announces the user as left -- a client
-     * that resets before its welcome is written included -- guarded by
-     * tests/faults/flood.bats. */
-    int n = snprintf(welcome, sizeof welcome, "* user%lu joined\n", cs->id);
-    ring_put(&cs->shm->rings[cs->slot], welcome, (size_t)n);
-    ch.news = true;
-    tell_parent(&ch);
+/**
+ * @brief Adds one descriptor to the child's epoll set.
+ * @param epfd   the child's epoll instance.
+ * @param fd     the descriptor; its number is the token.
+ * @param events what to watch.
+ * @return 0, or -1 with errno set.
+ */
+static int
+watch_fd(int epfd, int fd, uint32_t events)
+{
+    struct epoll_event ev = {.events = events, .data.fd = fd};
 
-    ch.epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (ch.epfd < 0 || net_set_nonblock(cs->client_fd) < 0)
+    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+/**
+ * @brief Opens the doorbell and the child's epoll set: client, parent,
+ *        doorbell.
+ *
+ * The doorbell is bound under the random name the parent drew for this
+ * child (shm_bell_addr()); writers poke it only once the child has set
+ * its bit in `asleep`, which it does only after this.
+ * @param ch the child.
+ */
+static void
+child_watch(struct child *ch)
+{
+    const struct child_start *cs = ch->cs;
+    struct sockaddr_un addr;
+    socklen_t len = shm_bell_addr(cs->shm->bell[cs->slot], &addr);
+
+    ch->bell_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (ch->bell_fd < 0 || bind(ch->bell_fd, (struct sockaddr *)&addr, len) < 0)
+        die_child("cannot open the doorbell");
+    ch->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (ch->epfd < 0 || net_set_nonblock(cs->client_fd) < 0)
         die_child("cannot set up the child");
-    ev = (struct epoll_event){.events =
-                                  EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-                              .data.fd = cs->client_fd};
-    if (epoll_ctl(ch.epfd, EPOLL_CTL_ADD, cs->client_fd, &ev) < 0)
-        die_child("cannot watch the client");
-    ev = (struct epoll_event){.events = EPOLLIN, .data.fd = cs->parent_fd};
-    if (epoll_ctl(ch.epfd, EPOLL_CTL_ADD, cs->parent_fd, &ev) < 0)
-        die_child("cannot watch the parent");
+    if (watch_fd(ch->epfd, cs->client_fd,
+                 EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) < 0 ||
+        watch_fd(ch->epfd, cs->parent_fd, EPOLLIN) < 0 ||
+        watch_fd(ch->epfd, ch->bell_fd, EPOLLIN) < 0)
+        die_child("cannot watch the client, the parent and the doorbell");
+}
 
-    /* The parent has set our progress in every ring to its end
+void
+run_child(const struct child_start *cs)
+{
+    struct child ch = {.cs = cs,
+                       .view = cs->view,
+                       .looked = cs->view.seen,
+                       .done = cs->view.seen};
+    char welcome[96];
+
+    child_begin(&ch);
+    child_watch(&ch);
+
+    /* The parent has made our view of every ring its end
      * (shm_reader_start()): we hear the messages from now on. */
-    n = snprintf(welcome, sizeof welcome,
-                 "* welcome, you are user%lu (%zu online)\n", cs->id,
-                 cs->online);
+    int n = snprintf(welcome, sizeof welcome,
+                     "* welcome, you are user%lu (%zu online)\n", cs->id,
+                     cs->online);
     child_send(&ch, welcome, (size_t)n);
     flush_client(&ch);
-    /* [run-child] */
+    child_loop(&ch);
+}
+/* [run-child] */
 
-    /* [child-loop] */
-    for (;;) {
-        int timeout = ch.closing ? ms_left(&ch.deadline) : -1;
-        if (ch.closing && timeout == 0)
-            child_exit(0); /* the client did not close in time */
-        if (ch.blocked && !ch.closing)
-            timeout = RETRY_MS; /* look for room in the ring again */
-        int ready = epoll_wait(ch.epfd, events, 2, timeout);
-        if (ready < 0) {
-            if (errno == EINTR)
-                continue;
+/* [child-loop] */
+/**
+ * @brief Sleeps until something happens, the doorbell armed meanwhile.
+ *
+ * The doorbell is armed until the child is closing, a child whose queue
+ * is too long included: woken, it learns whether it has been passed over.
+ * News is what was published since the rings were last looked at.
+ * @param ch     the child.
+ * @param events receives what epoll reports.
+ * @param max    room in @p events.
+ * @return the number of events.
+ */
+static int
+child_wait(struct child *ch, struct epoll_event *events, int max)
+{
+    struct shm_room *shm = ch->cs->shm;
+    int timeout = ch->closing ? ms_left(&ch->deadline) : -1;
+    bool armed = !ch->closing;
+    int ready;
+
+    if (ch->closing && timeout == 0)
+        child_exit(0); /* the client did not close in time */
+    if ((ch->blocked || ch->bells_owed) && !ch->closing)
+        timeout = RETRY_MS; /* look for room, or poke, again */
+    /* "Asleep" first, then one more look: a writer that published
+     * meanwhile either sees the bit and pokes, or is seen here. */
+    if (armed && shm_doze(shm, ch->cs->slot, ch->looked + ch->mine))
+        timeout = 0;
+    while ((ready = epoll_wait(ch->epfd, events, max, timeout)) < 0)
+        if (errno != EINTR)
             die_child("epoll_wait");
+    if (armed)
+        shm_awake(shm, ch->cs->slot);
+    return ready;
+}
+
+/**
+ * @brief One pass of the child's loop: the events, then the rings and the
+ *        queue.
+ * @param ch     the child.
+ * @param events what epoll reported.
+ * @param ready  how many.
+ * @return true while the client is connected.
+ */
+static bool
+child_pass(struct child *ch, const struct epoll_event *events, int ready)
+{
+    const struct child_start *cs = ch->cs;
+    bool connected = true;
+
+    trace_begin("epoll: %d ready", ready);
+    for (int i = 0; i < ready; i++) {
+        if (events[i].data.fd == cs->parent_fd) {
+            trace_add("; parent:");
+            on_parent(ch);
+        } else if (events[i].data.fd == ch->bell_fd) {
+            trace_add("; doorbell:");
+            on_bell(ch);
+        } else {
+            trace_add("; client");
+            if (events[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+                connected = pump_client(ch);
         }
-        trace_begin("epoll: %d ready", ready);
-        bool connected = true;
-        for (int i = 0; i < ready; i++) {
-            if (events[i].data.fd == cs->parent_fd) {
-                trace_add("; parent:");
-                on_parent(&ch);
-            } else {
-                trace_add("; client");
-                if (events[i].events &
-                    (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-                    connected = pump_client(&ch);
-            }
-        }
-        if (ch.blocked && connected)
-            connected = pump_client(&ch);
-        tell_parent(&ch);
-        if (connected && outq_pending(&ch.out))
-            flush_client(&ch);
-        if (connected && ch.unread && ch.out.len < LOW_WATER && !ch.closing) {
-            read_rings(&ch); /* the queue drained: copy the rest */
-            flush_client(&ch);
-        }
-        trace_end();
-        if (!connected)
+    }
+    if (ch->blocked && connected)
+        connected = pump_client(ch);
+    ring_bells(ch);
+    /* Every wake-up looks for news: one load when there is none. */
+    if (connected && !ch->closing)
+        read_rings(ch);
+    if (connected && outq_pending(&ch->out))
+        flush_client(ch);
+    if (connected && ch->unread && ch->out.len < LOW_WATER && !ch->closing) {
+        read_rings(ch); /* the queue drained: copy the rest */
+        flush_client(ch);
+    }
+    trace_end();
+    return connected;
+}
+
+/**
+ * @brief The child's loop: wait, handle, until the client has gone.
+ * @param ch the child, set up.
+ */
+static _Noreturn void
+child_loop(struct child *ch)
+{
+    struct epoll_event events[3];
+
+    for (;;) {
+        int ready = child_wait(ch, events, 3);
+        if (!child_pass(ch, events, ready))
             child_exit(0); /* the parent reaps us and announces it */
     }
-    /* [child-loop] */
 }
+/* [child-loop] */

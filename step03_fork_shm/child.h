@@ -23,6 +23,7 @@ struct child_start {
     size_t online; /**< users in the room, for the welcome */
     pid_t parent; /**< the parent's pid, to notice its death */
     struct shm_room *shm; /**< the shared rings */
+    struct shm_view view; /**< where it starts reading (parent's memory) */
 };
 /* [child-start] */
 

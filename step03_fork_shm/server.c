@@ -28,8 +28,13 @@
  * - children never outlive the parent (PR_SET_PDEATHSIG), close every
  *   descriptor that is not theirs, and runtime errors are handled, never
  *   asserted;
- * - notifications are batched: one byte per process per loop pass,
- *   however many messages.
+ * - notifications are batched, and go from child to child: a writer
+ *   pokes only the children that sleep (their doorbells in shared
+ *   memory), once per loop pass however many messages, and the parent is
+ *   on no message's path;
+ * - the shared region and the parent's tables grow linearly with the
+ *   limit and are touched only for the slots in use; every walk visits
+ *   only the users online.
  */
 #include "args.h"
 #include "child.h"
@@ -49,6 +54,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -60,6 +66,8 @@
 #define SHUTDOWN_GRACE_MS 3000
 /** Events taken from one epoll_wait(). */
 #define EPOLL_BATCH 256
+/** While doorbells are owed (shm_ring_bells()), how often to try again. */
+#define BELL_RETRY_MS 5
 /* [constants] */
 
 /* [types] */
@@ -68,6 +76,7 @@ struct client {
     pid_t pid; /**< its child, 0 when the slot is free */
     int fd; /**< parent's end of the socketpair, -1 once closed */
     unsigned long id; /**< lifetime-unique: user<id> */
+    size_t live; /**< its index in server.live while online */
 };
 
 /** The parent: the listening socket, the children, the event loop. */
@@ -79,12 +88,18 @@ struct server {
     size_t limit; /**< most users at once (`-n`) */
     size_t online; /**< users in the room (children alive) */
     unsigned long next_id; /**< id of the last user admitted */
-    struct client *clients; /**< #limit slots */
-    size_t *free_slots; /**< stack of free slot indices */
+    struct client *clients; /**< #limit slots, touched only once used */
+    size_t *live; /**< slots of the users online, dense: walks visit these */
+    size_t used; /**< slots ever handed out: [0, used) */
+    size_t *free_slots; /**< stack of freed slots, all below #used */
     size_t nfree; /**< entries on #free_slots */
     struct shm_room *shm; /**< the shared rings, one per slot */
     char shm_name[64]; /**< its (already unlinked) name */
-    bool news; /**< a ring grew in this pass: poke the children */
+    struct shm_view view; /**< a newcomer's start, inherited at fork */
+    int bell_fd; /**< datagram socket for ringing doorbells */
+    bool news; /**< a join or a leave written in this pass: ring the bells */
+    bool bells_owed; /**< a sleeper could not be poked yet: try again */
+    unsigned long slow; /**< children that left as slow readers (SIGHUP) */
     long long started; /**< start time, for the uptime (SIGHUP) */
     bool closing; /**< SIGINT/SIGTERM seen: waiting for the children */
     long long deadline; /**< when a graceful shutdown gives up */
@@ -123,7 +138,10 @@ watch(struct server *srv, int fd, uint32_t events, void *token)
  * @brief Allocates the room's tables and its shared memory.
  *
  * The shared region is created before any child exists, so every child
- * inherits the mapping; its name is unlinked at once (see shm.h).
+ * inherits the mapping; its name is unlinked at once (see shm.h). The
+ * tables are sized by the limit but calloc()ed, so the pages of slots
+ * never used are never touched: `-n 100000` costs address space, not
+ * memory.
  * @param srv       the server to fill.
  * @param listen_fd the listening socket.
  * @param limit     most users at once.
@@ -137,8 +155,13 @@ server_init(struct server *srv, int listen_fd, size_t limit)
     srv->sig_fd = sig_pipefd[0];
     srv->limit = limit;
     srv->clients = calloc(limit, sizeof *srv->clients);
+    srv->live = calloc(limit, sizeof *srv->live);
     srv->free_slots = calloc(limit, sizeof *srv->free_slots);
-    if (srv->clients == NULL || srv->free_slots == NULL)
+    srv->view.cursor = calloc(limit, sizeof *srv->view.cursor);
+    srv->view.group_seen =
+        calloc(limit / SHM_GROUP + 1, sizeof *srv->view.group_seen);
+    if (srv->clients == NULL || srv->live == NULL || srv->free_slots == NULL ||
+        srv->view.cursor == NULL || srv->view.group_seen == NULL)
         die_errno("cannot allocate a room for %zu users", limit);
     srv->started = clock_ms();
 
@@ -149,18 +172,16 @@ server_init(struct server *srv, int listen_fd, size_t limit)
         log_msg("shared memory %s: mapped, and already unlinked",
                 srv->shm_name);
 
+    srv->bell_fd =
+        socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (srv->bell_fd < 0)
+        die_errno("cannot create a socket for the doorbells");
     srv->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (srv->epfd < 0)
         die_errno("cannot create an epoll instance");
     if (watch(srv, listen_fd, EPOLLIN, &token_listen) < 0 ||
         watch(srv, srv->sig_fd, EPOLLIN, &token_signal) < 0)
         die_errno("cannot watch the listening socket and the signal pipe");
-
-    /* Push slots in reverse so that slot 0 is handed out first. */
-    for (size_t i = limit; i-- > 0;) {
-        srv->clients[i].fd = -1;
-        srv->free_slots[srv->nfree++] = i;
-    }
     srv->spare_fd = conn_spare_open();
 }
 /* [server-init] */
@@ -168,10 +189,11 @@ server_init(struct server *srv, int listen_fd, size_t limit)
 /**
  * @brief Writes a notice ("* user3 left") into a slot's ring.
  *
- * The parent writes a ring only while no child does: the leave after the
- * slot's child has been reaped (the child itself writes its join first of
- * all). So each ring keeps a single writer, and a user's join, messages
- * and leave reach every reader in that order.
+ * The parent writes a ring only while no child does: the join before the
+ * slot's child is forked (join_slot()), the leave after it has been
+ * reaped. So each ring keeps a single writer, and a user's join, messages
+ * and leave reach every reader in that order. The sleepers are poked once
+ * at the end of the loop's pass, for every notice written in it.
  * @param srv  the server.
  * @param slot the ring.
  * @param id   the user who left.
@@ -182,10 +204,37 @@ notice_left(struct server *srv, size_t slot, unsigned long id)
 {
     char line[PROTO_LINE_MAX];
 
-    ring_put(&srv->shm->rings[slot], line, proto_left(line, id));
+    ring_put(srv->shm, slot, line, proto_left(line, id));
     srv->news = true;
 }
 /* [notice] */
+
+/**
+ * @brief Makes @p slot a reader, and writes its user's join, before the
+ *        fork.
+ *
+ * The join is the first record of the user in its ring, before any of its
+ * messages, and it is written before anything that may fail: whatever
+ * ends the child, the parent announces the user as left -- a client that
+ * resets before its welcome is written included (tests/faults/flood.bats).
+ * The parent writes it, not the child, so that a burst of joins wakes the
+ * room once per pass of the parent's loop, not once per join: each join
+ * is news to every child.
+ * @param srv  the server.
+ * @param slot the newcomer's slot, its ring without a writer.
+ * @param id   the newcomer's id.
+ */
+static void
+join_slot(struct server *srv, size_t slot, unsigned long id)
+{
+    char line[PROTO_LINE_MAX];
+
+    /* The child reads every ring from its current end, and writers wait
+     * for it from now on. */
+    shm_reader_start(srv->shm, slot, &srv->view);
+    ring_put(srv->shm, slot, line, proto_joined(line, id));
+    srv->news = true;
+}
 
 /**
  * @brief In a new child: drops everything of the parent's but its share.
@@ -220,20 +269,72 @@ child_setup(struct server *srv, int mine)
         close(srv->listen_fd);
     close(srv->spare_fd);
     close(srv->epfd);
+    close(srv->bell_fd);
+    close(srv->shm->fd);
     close(sig_pipefd[0]);
     close(sig_pipefd[1]);
     /* Book pitfall (15.3's pool has it too): a child keeps the parent's
      * ends of the earlier children's socketpairs, so when the parent dies
      * those children never see their socketpair close. */
-    for (size_t i = 0; i < srv->limit; i++)
-        if (srv->clients[i].fd >= 0)
-            close(srv->clients[i].fd);
+    for (size_t i = 0; i < srv->online; i++)
+        if (srv->clients[srv->live[i]].fd >= 0)
+            close(srv->clients[srv->live[i]].fd);
 }
 /* [child-setup] */
 
 /**
- * @brief Admits a new connection: a slot, an id, the join notice and a
- *        child process to serve it.
+ * @brief A random name for a new child's doorbell.
+ *
+ * Abstract socket names can be seen by every local user
+ * (/proc/net/unix); a name drawn at random for each child cannot be
+ * taken by someone else before the child binds it.
+ * @return 64 random bits (from the clock and a counter, if the kernel
+ *         has no randomness to give yet: still unique).
+ */
+static uint64_t
+bell_name(void)
+{
+    static uint64_t count;
+    uint64_t v;
+
+    if (getrandom(&v, sizeof v, GRND_NONBLOCK) == (ssize_t)sizeof v)
+        return v;
+    return ((uint64_t)clock_ms() << 20) ^ ((uint64_t)getpid() << 44) ^ ++count;
+}
+
+/**
+ * @brief Picks the slot for a newcomer: a freed one, or the next never
+ *        used.
+ *
+ * Freed slots are reused first, so the slots ever used -- and the pages
+ * behind them -- grow only with the largest room there has been. A slot
+ * used for the first time gets its ring reserved now (shm_slot_reserve()):
+ * if /dev/shm cannot supply it, the newcomer is refused, and nobody dies
+ * of SIGBUS later. The slot's doorbell gets a new name, the new child's.
+ * @param srv  the server.
+ * @param slot receives the slot.
+ * @return 0, or -1 with errno set.
+ */
+static int
+take_slot(struct server *srv, size_t *slot)
+{
+    if (srv->nfree > 0) {
+        *slot = srv->free_slots[srv->nfree - 1];
+    } else {
+        *slot = srv->used;
+        int err = shm_slot_reserve(srv->shm, *slot);
+        if (err != 0) {
+            errno = err;
+            return -1;
+        }
+    }
+    srv->shm->bell[*slot] = bell_name();
+    return 0;
+}
+
+/**
+ * @brief Admits a new connection: a slot, an id, and a child process to
+ *        serve it (which writes the join and the welcome).
  * @param srv the server.
  * @param fd  the accepted socket; the parent closes its copy.
  */
@@ -242,6 +343,7 @@ static void
 client_add(struct server *srv, int fd)
 {
     int sv[2];
+    size_t slot;
     sigset_t all, old;
 
     if (srv->online == srv->limit) {
@@ -249,24 +351,22 @@ client_add(struct server *srv, int fd)
         conn_refuse(fd);
         return;
     }
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-        log_errno("cannot create a socketpair for a new client");
+    if (take_slot(srv, &slot) < 0 ||
+        socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        log_errno("cannot make room for a new client");
         conn_refuse(fd);
         return;
     }
-
-    size_t slot = srv->free_slots[srv->nfree - 1];
     struct client *c = &srv->clients[slot];
+    join_slot(srv, slot, ++srv->next_id);
     struct child_start cs = {.client_fd = fd,
                              .parent_fd = sv[1],
                              .slot = slot,
-                             .id = srv->next_id + 1,
+                             .id = srv->next_id,
                              .online = srv->online + 1,
                              .parent = getpid(),
-                             .shm = srv->shm};
-    /* The child reads every ring from its current end, and writers wait
-     * for it from now on. */
-    shm_reader_start(srv->shm, slot);
+                             .shm = srv->shm,
+                             .view = srv->view};
     sigfillset(&all);
     sigprocmask(SIG_BLOCK, &all, &old);
     pid_t pid = fork();
@@ -280,17 +380,20 @@ client_add(struct server *srv, int fd)
     if (pid < 0) {
         log_errno("cannot fork a child for a new client");
         shm_reader_stop(srv->shm, slot);
+        notice_left(srv, slot, srv->next_id);
         close(sv[0]);
         conn_refuse(fd);
         return;
     }
     close(fd); /* the child serves it; our copy would keep it open */
 
-    srv->nfree--;
-    c->pid = pid;
-    c->fd = sv[0];
-    c->id = ++srv->next_id;
-    srv->online++;
+    if (slot == srv->used)
+        srv->used++;
+    else
+        srv->nfree--;
+    *c = (struct client){
+        .pid = pid, .fd = sv[0], .id = srv->next_id, .live = srv->online};
+    srv->live[srv->online++] = slot;
     if (net_set_nonblock(c->fd) < 0 || watch(srv, c->fd, EPOLLIN, c) < 0)
         log_errno("cannot watch user%lu's socketpair", c->id);
     trace_add(": user%lu in child %ld", c->id, (long)pid);
@@ -316,27 +419,24 @@ on_accept(struct server *srv)
 /* [accept] */
 
 /**
- * @brief A child wrote on its socketpair: its ring has news, or it died.
+ * @brief A child's socketpair is readable: the child died.
  *
- * The bytes only say "look"; what to look at waits in the rings. End of
- * stream means the child is gone: its socketpair is closed here, and the
- * slot waits for SIGCHLD and reap_children().
- * @param srv the server.
- * @param c   the child's slot.
+ * Children send nothing on it (their news goes to the other children
+ * directly, through the doorbells); end of stream means the child is
+ * gone: its socketpair is closed here, and the slot waits for SIGCHLD
+ * and reap_children().
+ * @param c the child's slot.
  */
 /* [read] */
 static void
-on_child(struct server *srv, struct client *c)
+on_child(struct client *c)
 {
     char buf[256];
 
     for (;;) {
         ssize_t n = recv(c->fd, buf, sizeof buf, 0);
-        if (n > 0) {
-            trace_add(" news");
-            srv->news = true;
-            continue;
-        }
+        if (n > 0)
+            continue; /* nothing is said here; drain it anyway */
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -350,20 +450,19 @@ on_child(struct server *srv, struct client *c)
 /* [read] */
 
 /**
- * @brief Tells every child to look at the rings, once per loop pass.
+ * @brief Sends one byte to every child: the order to shut down.
  *
- * One byte per child however many messages arrived: a child that was
- * poked reads every new record of every ring. A full socketpair means the
- * child has pokes waiting already.
+ * Only the users online are visited. Pokes for news no longer come from
+ * the parent: writers ring the sleepers' doorbells themselves.
  * @param srv the server.
- * @param cmd 'N' to look at the rings, 'Q' to shut down.
+ * @param cmd 'Q' to shut down.
  */
 /* [poke] */
 static void
 poke_children(struct server *srv, char cmd)
 {
-    for (size_t i = 0; i < srv->limit; i++) {
-        struct client *c = &srv->clients[i];
+    for (size_t i = 0; i < srv->online; i++) {
+        struct client *c = &srv->clients[srv->live[i]];
         if (c->fd >= 0 &&
             send(c->fd, &cmd, 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
             errno != EAGAIN && errno != EWOULDBLOCK && cmd == 'Q')
@@ -391,24 +490,30 @@ reap_children(struct server *srv)
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         /* Book pitfall: sub_process[pid] is a table indexed by raw pid,
          * far beyond PROCESS_LIMIT on any modern system. A scan of the
-         * slots finds the child -- guarded by tests/step03/children.bats. */
-        size_t slot = 0;
-        while (slot < srv->limit && srv->clients[slot].pid != pid)
-            slot++;
-        if (slot == srv->limit)
+         * users online finds the child -- guarded by
+         * tests/step03/children.bats. */
+        size_t k = 0;
+        while (k < srv->online && srv->clients[srv->live[k]].pid != pid)
+            k++;
+        if (k == srv->online)
             continue; /* not a child of a slot */
+        size_t slot = srv->live[k];
         struct client *c = &srv->clients[slot];
         if (c->fd >= 0)
             close(c->fd);
         trace_add("; user%lu's child %ld %s %d", c->id, (long)pid,
                   WIFSIGNALED(status) ? "killed by signal" : "exited",
                   WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+        if (WIFEXITED(status) && WEXITSTATUS(status) == CHILD_EXIT_SLOW)
+            srv->slow++;
         shm_reader_stop(srv->shm, slot);
         if (!srv->closing)
             notice_left(srv, slot, c->id);
         c->pid = 0;
         c->fd = -1;
-        srv->online--;
+        /* Swap-remove: the last user online takes the leaver's place. */
+        srv->live[k] = srv->live[--srv->online];
+        srv->clients[srv->live[k]].live = k;
         srv->free_slots[srv->nfree++] = slot;
     }
     if (pid < 0 && errno != ECHILD)
@@ -485,10 +590,13 @@ static void
 report_status(struct server *srv)
 {
     log_msg("status: %zu users online, %lu messages relayed, up %lld s, "
-            "%zu children",
+            "%zu children, reading paused %lu times, %lu slow readers "
+            "dropped",
             srv->online,
             atomic_load_explicit(&srv->shm->relayed, memory_order_relaxed),
-            (clock_ms() - srv->started) / 1000, srv->online);
+            (clock_ms() - srv->started) / 1000, srv->online,
+            atomic_load_explicit(&srv->shm->pauses, memory_order_relaxed),
+            srv->slow);
 }
 /* [status] */
 
@@ -550,7 +658,7 @@ on_signal(struct server *srv)
 /* [on-signal] */
 
 /**
- * @brief The parent's loop: accept, hear news, reap, poke.
+ * @brief The parent's loop: accept, reap, hear of children's deaths.
  *
  * After SIGINT/SIGTERM it runs on until every child is gone or the grace
  * period is over.
@@ -563,7 +671,7 @@ loop(struct server *srv)
 
     while (!srv->closing || srv->online > 0) {
         /* [loop-events] */
-        int timeout = -1; /* sleep until something happens */
+        int timeout = srv->bells_owed ? BELL_RETRY_MS : -1;
         if (srv->closing) {
             timeout = clock_ms_until(srv->deadline);
             if (timeout == 0) {
@@ -601,11 +709,13 @@ loop(struct server *srv)
             if (c->fd < 0)
                 continue; /* closed earlier in this pass */
             trace_add("; user%lu's child fd %d", c->id, c->fd);
-            on_child(srv, c);
+            on_child(c);
         }
-        if (srv->news && !srv->closing)
-            poke_children(srv, 'N');
-        srv->news = false;
+        if (srv->news || srv->bells_owed) { /* joins and leaves */
+            srv->news = false;
+            srv->bells_owed =
+                !shm_ring_bells(srv->shm, srv->limit, srv->bell_fd);
+        }
         trace_end();
         /* [loop-dispatch] */
     }
@@ -620,8 +730,8 @@ loop(struct server *srv)
 static void
 server_close(struct server *srv)
 {
-    for (size_t i = 0; i < srv->limit; i++) {
-        struct client *c = &srv->clients[i];
+    for (size_t i = 0; i < srv->online; i++) {
+        struct client *c = &srv->clients[srv->live[i]];
         if (c->pid > 0) {
             kill(c->pid, SIGKILL);
             while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR)
@@ -631,7 +741,11 @@ server_close(struct server *srv)
             close(c->fd);
     }
     free(srv->clients);
+    free(srv->live);
     free(srv->free_slots);
+    free(srv->view.cursor);
+    free(srv->view.group_seen);
+    close(srv->bell_fd);
     close(srv->epfd);
 }
 /* [server-close] */

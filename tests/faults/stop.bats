@@ -49,6 +49,11 @@ is_stopped() {
     [ "$(proc_state "$1")" = T ]
 }
 
+# stopped_for SINCE MS: MS milliseconds have passed since SINCE (now_ms).
+stopped_for() {
+    (($(now_ms) - $1 >= $2))
+}
+
 @test "a child or worker stopped for a short while: the room goes on, and after SIGCONT its clients catch up exactly" {
     only_steps "chapters 1 and 2 have one process (see the last case)" 3 4
     start_room
@@ -146,5 +151,46 @@ is_stopped() {
     WAIT_SECONDS=60 heard_all b "$(user_of a)" "$sent"
     wait_for_line "$(out_of late)" "* welcome, you are user3 (3 online)"
     figure 1 "main process stopped and continued under traffic; $n lines, none lost"
+    server_stop
+}
+
+@test "the parent stopped for 2 s under traffic: the children wake each other, every reader hears every line meanwhile" {
+    only_steps "chapters 1 and 2 have one process; chapter 4's workers are woken through the main process" 3
+    server_start -n 10
+    client_join a
+    client_join b nc
+    client_join c socat
+    say b "before the stop"
+    expect a "$(user_of b): before the stop"
+    kill -STOP "$SERVER_PID"
+    wait_until "the parent to stop" is_stopped "$SERVER_PID"
+    local t0 n=8000 sent=$BATS_TEST_TMPDIR/sent
+    t0=$(now_ms)
+    # 8,000 lines: many rings' worth. Were the readers woken through the
+    # parent, nobody would copy them, a's writer would pass b and c over
+    # after its grace period, and they would be dropped as slow.
+    seq -f "while the parent is stopped %g" 1 "$n" >"$sent"
+    send_file a "$sent"
+    WAIT_SECONDS=60 heard_all b "$(user_of a)" "$sent"
+    WAIT_SECONDS=60 heard_all c "$(user_of a)" "$sent"
+    say c "a reply while it is stopped"
+    expect a "$(user_of c): a reply while it is stopped"
+    expect b "$(user_of c): a reply while it is stopped"
+    # The fault lasts 2 s, however fast the lines went round; the parent
+    # is still stopped when the readers have heard everything.
+    wait_until "2 s with the parent stopped" stopped_for "$t0" 2000
+    run is_stopped "$SERVER_PID"
+    assert_success
+    kill -CONT "$SERVER_PID"
+    # Nobody was passed over as slow, and the parent goes on accepting.
+    client_join z
+    say z "after the stop"
+    expect a "$(user_of z): after the stop"
+    local who
+    for who in a b c; do
+        run grep -c ' left$' "$(out_of "$who")"
+        assert_output 0
+    done
+    figure 1 "parent stopped 2 s while $n lines passed; b and c heard all $n, nobody dropped"
     server_stop
 }

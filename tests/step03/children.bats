@@ -131,7 +131,7 @@ user${CLIENT_ID[x3]}: x says 3
     client_join b
     kill -HUP "$SERVER_PID"
     wait_until "a status line" grep -q 'status: ' "$SERVER_ERR"
-    run grep -c '^\[parent\] status: 2 users online, 0 messages relayed, up [0-9]* s, 2 children$' "$SERVER_ERR"
+    run grep -c '^\[parent\] status: 2 users online, 0 messages relayed, up [0-9]* s, 2 children, reading paused 0 times, 0 slow readers dropped$' "$SERVER_ERR"
     assert_output 1
 }
 
@@ -145,7 +145,7 @@ user${CLIENT_ID[x3]}: x says 3
     assert_success
     run grep -E '^\[user1 pid [0-9]+\] epoll: [0-9]+ ready; client read 7$' "$SERVER_ERR"
     assert_success
-    run grep -E '^\[user2 pid [0-9]+\] epoll: [0-9]+ ready; parent: poke' "$SERVER_ERR"
+    run grep -E '^\[user2 pid [0-9]+\] epoll: [0-9]+ ready; doorbell: poke' "$SERVER_ERR"
     assert_success
 }
 
@@ -167,9 +167,10 @@ child_count_is() {
     for kid in $kids; do
         run shared_sockets "$SERVER_PID" "$kid"
         assert_output ""
-        # Its client's connection and its own end of the socketpair.
+        # Its client's connection, its own end of the socketpair, and its
+        # doorbell (the datagram socket other children poke it on).
         run socket_inodes "$kid"
-        [ "${#lines[@]}" -eq 2 ] ||
+        [ "${#lines[@]}" -eq 3 ] ||
             fail "child $kid holds ${#lines[@]} sockets: $(ls -l /proc/"$kid"/fd)"
     done
 }

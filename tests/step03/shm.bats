@@ -104,3 +104,27 @@ mapped_shm() {
     run shm_names "$pid"
     assert_output ""
 }
+
+@test "a slot whose ring /dev/shm cannot supply when it is first used: that newcomer is refused with one warning, the room goes on (never SIGBUS)" {
+    [ "$(id -u)" -eq 0 ] || skip "needs root for a private mount namespace"
+    command -v unshare >/dev/null || skip "needs unshare (util-linux)"
+    local jail=$REPO_ROOT/tests/faults/shm_jail.sh
+    "$jail" tiny true 2>/dev/null ||
+        skip "cannot mount a tmpfs in a private mount namespace here"
+    # A /dev/shm with room for what is reserved at start -- the dense
+    # arrays and the rings of the first 64 slots, 17,093 KiB with -n 100 --
+    # and not for the ring of a 65th slot (267 KiB).
+    local wrapper=$BATS_TEST_TMPDIR/jailed
+    printf '#!/bin/sh\nexec %q size=17300k %q "$@"\n' "$jail" "$SERVER" >"$wrapper"
+    chmod +x "$wrapper"
+    SERVER=$wrapper server_start -n 100
+    local i
+    for ((i = 1; i <= 64; i++)); do client_join "c$i"; done
+    client_start late
+    wait_for_line "$(out_of late)" "too many users"
+    wait_until "the warning" grep -q 'cannot make room for a new client: No space left on device' "$SERVER_ERR"
+    say c1 "sixty-four, and still talking"
+    expect c64 "user1: sixty-four, and still talking"
+    run server_alive
+    assert_success
+}
