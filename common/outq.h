@@ -20,12 +20,16 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/** Bytes that emptied buffers may hold in all, by default: enough for a
- * room of a thousand busy readers, a few hundred bytes per client in an
- * idle room of ten thousand. */
+/** Bytes that emptied buffers may hold in all, by default: a few hundred
+ * bytes per client in an idle room of ten thousand. A busy room of a
+ * thousand needs no more than that: the kept buffers, spread through the
+ * heap, stop glibc from giving the heap's top back at the end of a pass,
+ * so the buffers freed beside them are reused in place (brk calls and
+ * page faults fell about tenfold at 1000 clients, docs/performance.md). */
 #define OUTQ_KEEP_BUDGET 4194304 /* 4 MiB */
-/** The largest emptied buffer kept: a flood's big buffers go back. */
-#define OUTQ_KEEP_MAX 16384 /* 16 KiB */
+/** The largest emptied buffer kept: a busy pass at 1000 clients fills
+ * 32 KiB buffers; a flood's bigger ones go back to the allocator. */
+#define OUTQ_KEEP_MAX 65536 /* 64 KiB */
 
 /** Bytes waiting to be written to one descriptor. Zeroed means empty. */
 struct outq {

@@ -113,7 +113,7 @@ t_flush(void)
  * @brief Pushes @p n bytes onto @p q and writes them to @p fd, whose peer
  *        @p peer reads them back.
  * @param q    the queue.
- * @param n    bytes, at most 65536.
+ * @param n    bytes, at most 131072.
  * @param fd   the writing end of a socket pair.
  * @param peer the reading end.
  * @return 0 if all @p n bytes went through and the queue is empty.
@@ -121,7 +121,7 @@ t_flush(void)
 static int
 push_flush(struct outq *q, size_t n, int fd, int peer)
 {
-    static char data[65536];
+    static char data[131072];
     size_t got = 0;
 
     if (outq_push(q, data, n, sizeof data) != 0)
