@@ -44,8 +44,10 @@ PORT ?= 4444
         $(STEP_NAMES) $(MISSING)
 
 UNIT_TESTS := $(addprefix $(B)/tests/test_,line net outq room)
+# The benchmark's yardstick: a plain epoll chat server, not a chapter.
+PLAIN      := $(B)/bench/plain_epoll
 
-all: $(STEP_NAMES) $(UNIT_TESTS)
+all: $(STEP_NAMES) $(UNIT_TESTS) $(PLAIN)
 
 help:
 	@echo "Targets (chapters present: $(STEP_NAMES))"
@@ -113,6 +115,10 @@ $(B)/tests/test_outq: $(B)/obj/tests/unit/test_outq.o $(B)/obj/tests/unit/unit.o
 # The room module is chapter 1's, carried unchanged into chapters 2 and 4.
 $(B)/tests/test_room: $(B)/obj/tests/unit/test_room.o $(B)/obj/tests/unit/unit.o \
                       $(B)/obj/step01_poll_chat/room.o $(COMMON_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(PLAIN): $(B)/obj/tests/bench/plain_epoll.o $(COMMON_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -1,6 +1,13 @@
 /**
  * @file outq.c
  * @brief A client's bounded queue of output not yet written.
+ *
+ * Why keep emptied buffers: freeing a buffer the moment its queue empties
+ * made glibc give the top of the heap back (brk) at the end of every pass
+ * of a busy room, and take it again, page faults and all, in the next
+ * one -- about one brk per send() at a thousand clients. A kept buffer
+ * costs nothing to reuse. The budget is what keeps an idle room small:
+ * the buffers kept in all never pass it, whatever the number of clients.
  */
 #include "outq.h"
 
@@ -11,6 +18,39 @@
 
 /** Smallest allocation: a welcome line and a few messages fit. */
 #define OUTQ_MIN_CAP 4096
+
+/** Bytes held by emptied buffers kept for reuse (one process: no lock). */
+static size_t kept_bytes;
+/** Most bytes #kept_bytes may reach. */
+static size_t keep_budget = OUTQ_KEEP_BUDGET;
+
+/**
+ * @brief Tells whether @p q is empty but holds a buffer kept for reuse.
+ *
+ * Such a buffer is counted in #kept_bytes; one that holds bytes is not,
+ * since it is in use, not waiting.
+ * @param q the queue.
+ * @return true if its buffer is kept.
+ */
+static bool
+is_kept(const struct outq *q)
+{
+    return q->buf != NULL && q->len == 0;
+}
+
+/**
+ * @brief Bytes of the budget that @p q's buffer holds now.
+ *
+ * What a push that reuses the buffer, or a free, takes off #kept_bytes,
+ * so that it counts only buffers that wait.
+ * @param q the queue.
+ * @return its capacity if its buffer is kept, else 0.
+ */
+static size_t
+kept_by(const struct outq *q)
+{
+    return is_kept(q) ? q->cap : 0;
+}
 
 int
 outq_push(struct outq *q, const void *data, size_t n, size_t limit)
@@ -23,6 +63,7 @@ outq_push(struct outq *q, const void *data, size_t n, size_t limit)
      * meant arithmetic on its NULL buffer (undefined behaviour). */
     if (n == 0)
         return 0;
+    size_t kept = kept_by(q); /* leaves the budget once the push is done */
     if (q->head + q->len + n > q->cap) {
         if (q->len + n <= q->cap) {
             /* Enough room once the written part is gone. */
@@ -33,7 +74,7 @@ outq_push(struct outq *q, const void *data, size_t n, size_t limit)
                 cap *= 2;
             char *nb = malloc(cap);
             if (nb == NULL)
-                return -1; /* errno is ENOMEM */
+                return -1; /* errno is ENOMEM; a kept buffer stays kept */
             if (q->len > 0)
                 memcpy(nb, q->buf + q->head, q->len);
             free(q->buf);
@@ -42,9 +83,31 @@ outq_push(struct outq *q, const void *data, size_t n, size_t limit)
         }
         q->head = 0;
     }
+    kept_bytes -= kept;
     memcpy(q->buf + q->head + q->len, data, n);
     q->len += n;
     return 0;
+}
+
+/**
+ * @brief Keeps the buffer of a queue that just emptied, or frees it.
+ *
+ * Kept if it is small (#OUTQ_KEEP_MAX: a flood's big buffers are not worth
+ * holding) and the budget has room; freed otherwise, so that an idle room
+ * of any size holds at most the budget.
+ * @param q the queue, just emptied, its buffer not yet counted.
+ */
+static void
+keep_or_free(struct outq *q)
+{
+    if (q->cap <= OUTQ_KEEP_MAX && kept_bytes + q->cap <= keep_budget) {
+        kept_bytes += q->cap;
+        q->head = 0;
+        return;
+    }
+    free(q->buf);
+    q->buf = NULL;
+    q->head = q->cap = 0;
 }
 
 long
@@ -52,6 +115,8 @@ outq_flush(struct outq *q, int fd)
 {
     long total = 0;
 
+    if (q->len == 0)
+        return 0; /* nothing to write; a kept buffer stays as it is */
     while (q->len > 0) {
         ssize_t w = send(fd, q->buf + q->head, q->len, MSG_NOSIGNAL);
         if (w < 0) {
@@ -65,18 +130,28 @@ outq_flush(struct outq *q, int fd)
         q->len -= (size_t)w;
         total += w;
     }
-    if (q->len == 0) {
-        /* Give the memory back: most clients are idle most of the time,
-         * and an idle client should cost no heap. */
-        outq_free(q);
-    }
+    if (q->len == 0)
+        keep_or_free(q);
     return total;
 }
 
 void
 outq_free(struct outq *q)
 {
+    kept_bytes -= kept_by(q);
     free(q->buf);
     q->buf = NULL;
     q->head = q->len = q->cap = 0;
+}
+
+size_t
+outq_kept(void)
+{
+    return kept_bytes;
+}
+
+void
+outq_set_budget(size_t bytes)
+{
+    keep_budget = bytes;
 }

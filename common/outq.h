@@ -8,7 +8,11 @@
  * pass it is a slow reader, and the caller drops it rather than let it
  * hold memory without end or receive partial lines.
  *
- * An empty queue holds no memory, so idle clients cost nothing here.
+ * A queue that empties keeps its buffer for the next message, within a
+ * budget of bytes shared by every queue of the process (#OUTQ_KEEP_BUDGET):
+ * a busy room then writes pass after pass without a trip to the allocator,
+ * and an idle room holds at most the budget in emptied buffers, however
+ * many clients it has. A queue with nothing kept holds no memory.
  */
 #ifndef COMMON_OUTQ_H
 #define COMMON_OUTQ_H
@@ -16,9 +20,20 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/** Bytes that emptied buffers may hold in all, by default: a few hundred
+ * bytes per client in an idle room of ten thousand. A busy room of a
+ * thousand needs no more than that: the kept buffers, spread through the
+ * heap, stop glibc from giving the heap's top back at the end of a pass,
+ * so the buffers freed beside them are reused in place (brk calls and
+ * page faults fell about tenfold at 1000 clients, docs/performance.md). */
+#define OUTQ_KEEP_BUDGET 4194304 /* 4 MiB */
+/** The largest emptied buffer kept: a busy pass at 1000 clients fills
+ * 32 KiB buffers; a flood's bigger ones go back to the allocator. */
+#define OUTQ_KEEP_MAX 65536 /* 64 KiB */
+
 /** Bytes waiting to be written to one descriptor. Zeroed means empty. */
 struct outq {
-    char *buf; /**< heap storage, NULL while empty */
+    char *buf; /**< heap storage; NULL when empty and nothing is kept */
     size_t head; /**< offset of the first unwritten byte */
     size_t len; /**< unwritten bytes from #head */
     size_t cap; /**< allocated size of #buf */
@@ -39,7 +54,9 @@ int outq_push(struct outq *q, const void *data, size_t n, size_t limit);
  * @brief Writes queued bytes to a socket until empty or it would block.
  *
  * Handles partial writes and EINTR; uses MSG_NOSIGNAL so a peer that has
- * gone away is an EPIPE error here, never a SIGPIPE.
+ * gone away is an EPIPE error here, never a SIGPIPE. A queue it empties
+ * keeps its buffer if the buffer is at most #OUTQ_KEEP_MAX bytes and the
+ * budget has room for it; otherwise the buffer is freed.
  * @param q  the queue.
  * @param fd a nonblocking connected socket.
  * @return bytes written (possibly 0 when the socket is full), or -1 with
@@ -59,9 +76,26 @@ outq_pending(const struct outq *q)
 }
 
 /**
- * @brief Frees the queue's memory; the queue is empty and reusable after.
+ * @brief Frees the queue's memory, kept or not; the queue is empty and
+ *        reusable after.
  * @param q the queue.
  */
 void outq_free(struct outq *q);
+
+/**
+ * @brief Bytes held now by emptied buffers kept for reuse, in all queues.
+ * @return the count, at most the budget.
+ */
+size_t outq_kept(void);
+
+/**
+ * @brief Sets the budget of bytes that emptied buffers may hold in all.
+ *
+ * For tests, and for a program that knows its room better than the
+ * default. Buffers kept already stay kept (a smaller budget is met as
+ * they are reused or freed).
+ * @param bytes the new budget; 0 keeps nothing.
+ */
+void outq_set_budget(size_t bytes);
 
 #endif

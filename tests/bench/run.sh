@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The benchmark behind `make bench`: every chapter under the same load, and
-# Redis pub/sub beside them as the real-world baseline.
+# beside them two yardsticks: a plain single-process epoll chat server
+# (tests/bench/plain_epoll.c, `plain`) and Redis pub/sub.
 #
 #   tests/bench/run.sh          the full matrix, median of 3 (<= 10 minutes)
 #   QUICK=1 tests/bench/run.sh  a smoke run (< 1 minute): figures produced,
 #                               exactness checked, no speed thresholds
-#   BENCH_STEPS="step02 redis"  only the servers named
+#   BENCH_STEPS="step02 plain redis"  only the servers named
 #
 # For each chapter that builds (build/stepNN/server), a fresh server is
 # started on 127.0.0.1 port 0 for each measurement and stopped after it.
@@ -25,8 +26,16 @@
 #   hold    N idle clients (10,000 where a server can hold them cheaply);
 #           proportional set size (Pss) of the server and all its children,
 #           minus that of the same server idle with a room of 16, per client
+#   flood   chapters only (build/bench/flood, tests/bench/flood.c): one
+#           sender sends FLOOD_LINES lines of 1,000 bytes at full speed, one
+#           reader reads as fast as it can, one at 2 MB/s, and a short line
+#           said in the middle is timed to the fast reader; every line
+#           checked exactly once, in order. (The plain server has no flow
+#           control and drops the steady reader by design; Redis drops a
+#           subscriber past its output buffer limit: neither is run.)
 #
-# Output: build/bench/results.csv, build/bench/results.md, build/bench/runs.log
+# Output: build/bench/results.csv, build/bench/flood.csv, build/bench/results.md,
+# build/bench/runs.log
 # (every loadgen line), build/bench/*.png (gnuplot, installed from apt when
 # missing and run as root).
 # Exit status 1 if any run was not exact or did not finish, 0 otherwise:
@@ -49,6 +58,7 @@ if [ "$QUICK" = 1 ]; then
     CONNECT_N=100
     HOLD_N=100
     HOLD_BIG=100
+    FLOOD_LINES=2000
     DEADLINE=20
 else
     MATRIX=("10 1" "100 1" "100 10" "1000 10")
@@ -58,6 +68,7 @@ else
     CONNECT_N=1000
     HOLD_N=1000
     HOLD_BIG=10000
+    FLOOD_LINES=20972 # 20 MiB
     DEADLINE=40
 fi
 MESSAGES=1000000000
@@ -69,7 +80,9 @@ PACED_SENDERS=10
 PACED_DELIVERIES=1000000
 # Who holds HOLD_BIG idle clients; the others hold HOLD_N (step 1 polls
 # every descriptor on every pass, step 3 forks a process per client).
-BIG_HOLDERS=" step02 step04 redis "
+BIG_HOLDERS=" step02 step04 plain redis "
+# The flood's steady reader, bytes per second.
+FLOOD_RATE=2000000
 
 SRV_PID=
 GEN_PID=
@@ -212,11 +225,13 @@ start_redis() {
     return 1
 }
 
-# start_target NAME USERS: starts chapter NAME (stepNN) or Redis for USERS
-# clients, its stderr appended to build/bench/server-NAME.log.
+# start_target NAME USERS: starts chapter NAME (stepNN), the plain server or
+# Redis for USERS clients, its stderr appended to build/bench/server-NAME.log.
 start_target() {
     local logf=$OUT/server-$1.log
-    if [ "$1" = redis ]; then
+    if [ "$1" = plain ]; then
+        start_chapter "$OUT/plain_epoll" "$2" "$logf"
+    elif [ "$1" = redis ]; then
         # Its publishers are clients too; and some slack for the clients of
         # the previous run that Redis has not yet seen leave.
         start_redis $(($2 + 64)) "$logf"
@@ -259,10 +274,40 @@ median() {
         cut -d' ' -f2-
 }
 
+# reps KEY ARGS...: REPS runs of loadgen ARGS... against the current server,
+# which it stops afterwards (at once after a failed run: a server that
+# failed once is not timed again). Sets LINE to the run with the median
+# KEY (the last run if one failed), RUNS to the runs made and ALLOK to 1 if
+# every run was exact.
+reps() {
+    local key=$1 rep line
+    shift
+    local lines=()
+    ALLOK=1
+    for ((rep = 0; rep < REPS; rep++)); do
+        line=$(loadgen "$@")
+        lines+=("$line")
+        if [ "$(field "$line" ok)" != 1 ]; then
+            ALLOK=0
+            stop_server now
+            break
+        fi
+    done
+    stop_server
+    RUNS=${#lines[@]}
+    # loadgen ran in a command substitution: its count of failures is lost.
+    [ "$ALLOK" = 1 ] || FAILED=1
+    if [ "$ALLOK" = 1 ]; then
+        LINE=$(median "$key" "${lines[@]}")
+    else
+        LINE=${lines[-1]}
+    fi
+}
+
 # ---- build -----------------------------------------------------------------
 
 mkdir -p "$OUT"
-rm -f "$OUT"/results.csv "$OUT"/results.md "$OUT"/runs.log "$OUT"/loadgen.log \
+rm -f "$OUT"/results.csv "$OUT"/flood.csv "$OUT"/results.md "$OUT"/runs.log "$OUT"/loadgen.log \
     "$OUT"/server-*.log "$OUT"/*.dat "$OUT"/*.png
 
 # The tools: gnuplot for the plots, redis-server for the baseline.
@@ -281,6 +326,15 @@ for dir in step0[0-9]_*/; do
         log "$step does not build; left out (see $OUT/make-$step.log)"
     fi
 done
+case " ${BENCH_STEPS:-plain} " in
+*" plain "*)
+    if make --no-print-directory "$OUT/plain_epoll" >"$OUT/make-plain.log" 2>&1; then
+        TARGETS+=(plain)
+    else
+        log "the plain epoll server does not build; left out (see $OUT/make-plain.log)"
+    fi
+    ;;
+esac
 case " ${BENCH_STEPS:-redis} " in
 *" redis "*)
     if command -v redis-server >/dev/null 2>&1; then
@@ -293,6 +347,11 @@ esac
 ${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wshadow \
     -Wstrict-prototypes -Wmissing-prototypes -Werror -Icommon \
     common/log.c common/net.c tests/bench/loadgen.c -o "$LOADGEN"
+${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wshadow \
+    -Wstrict-prototypes -Wmissing-prototypes -Werror -Icommon \
+    common/log.c common/net.c tests/bench/flood.c -o "$OUT/flood"
+FLOOD_CSV=$OUT/flood.csv
+echo "server,lines,bytes,steady_rate,ok,seconds,mb_per_s,steady_s,human_ms" >"$FLOOD_CSV"
 
 CSV=$OUT/results.csv
 echo "server,mode,clients,senders,rate_per_sender,runs,ok,deliveries,seconds,deliveries_per_s,p50_us,p99_us,p999_us,max_us,srv_cpu_s_per_M,gen_cpu_s_per_M,srv_cpu_pct,gen_cpu_pct,connects_per_s,pss_kib_total,pss_kib_per_client" \
@@ -327,57 +386,25 @@ for TARGET in "${TARGETS[@]}"; do
         # Room for a previous run's clients that the server has not yet
         # seen leave, and no more: step 2 scans every slot per message.
         start_target "$TARGET" $((2 * n + 16)) || { FAILED=1; continue; }
-        lines=()
-        allok=1
-        for ((rep = 0; rep < REPS; rep++)); do
-            line=$(loadgen -m fanout -n "$n" -s "$s" -M "$MESSAGES" \
-                -b "$BYTES" -w "$WINDOW" -T "$SEND_S")
-            lines+=("$line")
-            if [ "$(field "$line" ok)" != 1 ]; then
-                allok=0
-                stop_server now
-                break # a server that failed once is not timed again
-            fi
-        done
-        stop_server
         # The run with the median deliveries/s stands for the three.
-        if [ "$allok" = 1 ]; then
-            line=$(median deliveries_per_s "${lines[@]}")
-        else
-            line=${lines[-1]}
-        fi
-        csv_load "$TARGET" fanout "$n" "$s" 0 "${#lines[@]}" "$allok" "$line"
+        reps deliveries_per_s -m fanout -n "$n" -s "$s" -M "$MESSAGES" \
+            -b "$BYTES" -w "$WINDOW" -T "$SEND_S"
+        csv_load "$TARGET" fanout "$n" "$s" 0 "$RUNS" "$ALLOK" "$LINE"
     done
 
     # The user limit costs nothing until users come: the same (100,10)
     # load with -n 116 and with -n 100000, and the server's Pss before
     # anyone joins. Not chapter 3, whose shared region is still sized by
-    # the limit, nor Redis, which has no such limit.
-    if [ "$TARGET" != redis ] && [ "$TARGET" != step03 ]; then
+    # the limit, nor Redis, which has no such limit, nor the plain server,
+    # which sizes its tables by the limit on purpose.
+    if [ "${TARGET#step}" != "$TARGET" ] && [ "$TARGET" != step03 ]; then
         for users in 116 100000; do
             log "$TARGET: fanout clients=100 senders=10 with -n $users x$REPS"
             start_target "$TARGET" "$users" || { FAILED=1; continue; }
             idle=$(pss_kib "$SRV_PID")
-            lines=()
-            allok=1
-            for ((rep = 0; rep < REPS; rep++)); do
-                line=$(loadgen -m fanout -n 100 -s 10 -M "$MESSAGES" \
-                    -b "$BYTES" -w "$WINDOW" -T "$SEND_S")
-                lines+=("$line")
-                if [ "$(field "$line" ok)" != 1 ]; then
-                    allok=0
-                    stop_server now
-                    break
-                fi
-            done
-            stop_server
-            if [ "$allok" = 1 ]; then
-                line=$(median deliveries_per_s "${lines[@]}")
-            else
-                line=${lines[-1]}
-                FAILED=1
-            fi
-            csv_load "$TARGET" "limit$users" 100 10 0 "${#lines[@]}" "$allok" "$line"
+            reps deliveries_per_s -m fanout -n 100 -s 10 -M "$MESSAGES" \
+                -b "$BYTES" -w "$WINDOW" -T "$SEND_S"
+            csv_load "$TARGET" "limit$users" 100 10 0 "$RUNS" "$ALLOK" "$LINE"
             # Its Pss at start goes in the pss_kib_total column.
             sed -i '$ s/,,,$/,,'"$idle"',/' "$CSV"
         done
@@ -392,26 +419,10 @@ for TARGET in "${TARGETS[@]}"; do
         'BEGIN { printf "%.2f", d / (s * r) }')
     log "$TARGET: paced clients=$n senders=$s at $rate messages/s each x$REPS"
     if start_target "$TARGET" $((2 * n + 16)); then
-        lines=()
-        allok=1
-        for ((rep = 0; rep < REPS; rep++)); do
-            line=$(loadgen -m fanout -n "$n" -s "$s" -M "$MESSAGES" \
-                -b "$BYTES" -w "$WINDOW" -R "$rate" -T "$PACED_S")
-            lines+=("$line")
-            if [ "$(field "$line" ok)" != 1 ]; then
-                allok=0
-                stop_server now
-                break
-            fi
-        done
-        stop_server
         # The run with the median p99 stands for the three.
-        if [ "$allok" = 1 ]; then
-            line=$(median p99_us "${lines[@]}")
-        else
-            line=${lines[-1]}
-        fi
-        csv_load "$TARGET" paced "$n" "$s" "$rate" "${#lines[@]}" "$allok" "$line"
+        reps p99_us -m fanout -n "$n" -s "$s" -M "$MESSAGES" \
+            -b "$BYTES" -w "$WINDOW" -R "$rate" -T "$PACED_S"
+        csv_load "$TARGET" paced "$n" "$s" "$rate" "$RUNS" "$ALLOK" "$LINE"
     else
         FAILED=1
     fi
@@ -424,6 +435,26 @@ for TARGET in "${TARGETS[@]}"; do
             >>"$CSV"
     else
         FAILED=1
+    fi
+
+    if [ "${TARGET#step}" != "$TARGET" ]; then
+        log "$TARGET: flood of $FLOOD_LINES lines, a reader at $FLOOD_RATE B/s"
+        if start_target "$TARGET" 16; then
+            line=$(timeout -s KILL $((DEADLINE + 60)) "$OUT/flood" \
+                -L "$FLOOD_LINES" -b 1000 -r "$FLOOD_RATE" -d $((DEADLINE + 40)) \
+                "$HOST" "$SRV_PORT" 2>>"$OUT/loadgen.log" | tail -n 1) || true
+            stop_server
+            [ -n "$line" ] || line="mode=flood ok=0"
+            echo "$TARGET $line" >>"$OUT/runs.log"
+            if [ "$(field "$line" ok)" != 1 ]; then
+                log "$TARGET: FAILED: flood (see $OUT/loadgen.log)"
+                FAILED=1
+            fi
+            echo "$TARGET,$FLOOD_LINES,1000,$FLOOD_RATE,$(field "$line" ok),$(field "$line" seconds),$(field "$line" mb_per_s),$(field "$line" steady_s),$(field "$line" human_ms)" \
+                >>"$FLOOD_CSV"
+        else
+            FAILED=1
+        fi
     fi
 
     hold=$HOLD_N
@@ -477,6 +508,17 @@ done
 # ---- the tables ----------------------------------------------------------------
 
 bash tests/bench/report.sh "$CSV" "$QUICK" >"$OUT/results.md"
+{
+    echo
+    echo "Flood: $FLOOD_LINES lines of 1,000 bytes at full speed, a fast reader,"
+    echo "a reader at $FLOOD_RATE B/s, a short line said halfway (its latency to"
+    echo "the fast reader); every line checked exactly once, in order."
+    echo
+    echo "| server | exact | flood MB/s (to the fast reader) | steady reader s | short line ms |"
+    echo "|---|---|---:|---:|---:|"
+    awk -F, 'NR > 1 { printf "| %s | %s | %s | %s | %s |\n", $1,
+                      $5 == 1 ? "yes" : "NO", $7, $8, $9 }' "$FLOOD_CSV"
+} >>"$OUT/results.md"
 
 # ---- the plots -------------------------------------------------------------------
 

@@ -20,8 +20,10 @@
  *   the queue as it was;
  * - a flush returns the bytes the kernel took, sends with MSG_NOSIGNAL,
  *   retries EINTR, stops at EAGAIN, returns -1 with errno on an error,
- *   and gives the memory back when the queue is empty;
- * - head + len <= cap; no buffer exactly when cap is 0.
+ *   and keeps an emptied queue's buffer only if it is at most
+ *   OUTQ_KEEP_MAX bytes and within the budget, else frees it;
+ * - head + len <= cap; no buffer exactly when cap is 0; the bytes counted
+ *   as kept are this one queue's buffer exactly when it is empty.
  */
 #include "outq.h"
 
@@ -221,6 +223,8 @@ check_queue(const struct outq *q)
         fail("the queue does not hold what was pushed and not sent");
     if (q->len > 0 && !is_stream(q->buf + q->head, q->len, sent))
         fail("the queued bytes are not the ones pushed");
+    if (outq_kept() != (q->len == 0 ? q->cap : 0))
+        fail("the bytes counted as kept are not the empty queue's buffer");
 }
 
 /**
@@ -297,8 +301,9 @@ op_flush(struct outq *q)
     } else if (rc != -1 || (errno != EPIPE && errno != ECONNRESET)) {
         fail("a failed flush is not -1 with the kernel's errno");
     }
-    if (rc >= 0 && q->len == 0 && q->buf != NULL)
-        fail("an emptied queue keeps its memory");
+    if (rc >= 0 && q->len == 0 && q->buf != NULL &&
+        (q->cap > OUTQ_KEEP_MAX || outq_kept() > OUTQ_KEEP_BUDGET))
+        fail("an emptied queue keeps its memory past the budget");
     check_queue(q);
 }
 

@@ -10,4 +10,7 @@ setup() {
 
 @test "outq: a push of 0 bytes is a no-op, even on an empty queue (found by fuzzing)" { run "$TEST_OUTQ" zero; assert_success; }
 @test "outq: a push past the limit is refused with ENOBUFS, all or nothing" { run "$TEST_OUTQ" limit; assert_success; }
-@test "outq: a flush writes all and frees the memory; a gone peer is EPIPE" { run "$TEST_OUTQ" flush; assert_success; }
+@test "outq: a flush writes all, frees the memory when nothing may be kept; a gone peer is EPIPE" { run "$TEST_OUTQ" flush; assert_success; }
+@test "outq: an emptied queue keeps its buffer within the budget and reuses it" { run "$TEST_OUTQ" keep; assert_success; }
+@test "outq: past the budget or above OUTQ_KEEP_MAX an emptied buffer is freed" { run "$TEST_OUTQ" budget; assert_success; }
+@test "outq: outq_free frees a kept buffer and gives its bytes back to the budget" { run "$TEST_OUTQ" free_kept; assert_success; }

@@ -16,6 +16,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+/** The smallest buffer a queue allocates (OUTQ_MIN_CAP in outq.c). */
+#define SMALLEST ((size_t)4096)
+
 /**
  * @brief Reports a failed expectation.
  * @param name the case.
@@ -73,8 +76,9 @@ t_limit(void)
 }
 
 /**
- * @brief A flush writes everything to a socket and frees the memory; a
- *        gone peer is -1 with EPIPE, not SIGPIPE.
+ * @brief A flush writes everything to a socket, and the emptied queue's
+ *        buffer is freed when nothing may be kept; a gone peer is -1 with
+ *        EPIPE, not SIGPIPE.
  * @return 0 on success.
  */
 static int
@@ -86,10 +90,12 @@ t_flush(void)
 
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
         return failed("flush", "socketpair failed");
+    outq_set_budget(0);
     if (outq_push(&q, "hello\n", 6, 100) != 0 || outq_flush(&q, sv[0]) != 6)
         return failed("flush", "the flush did not write 6 bytes");
     if (q.buf != NULL || outq_pending(&q))
-        return failed("flush", "an emptied queue keeps its memory");
+        return failed("flush", "an emptied queue kept memory past a budget "
+                               "of 0");
     if (read(sv[1], buf, sizeof buf) != 6 || memcmp(buf, "hello\n", 6) != 0)
         return failed("flush", "the peer did not read what was queued");
     close(sv[1]);
@@ -99,14 +105,148 @@ t_flush(void)
         return failed("flush", "a gone peer is not -1 with EPIPE");
     close(sv[0]);
     outq_free(&q);
+    outq_set_budget(OUTQ_KEEP_BUDGET);
+    return 0;
+}
+
+/**
+ * @brief Pushes @p n bytes onto @p q and writes them to @p fd, whose peer
+ *        @p peer reads them back.
+ * @param q    the queue.
+ * @param n    bytes, at most 131072.
+ * @param fd   the writing end of a socket pair.
+ * @param peer the reading end.
+ * @return 0 if all @p n bytes went through and the queue is empty.
+ */
+static int
+push_flush(struct outq *q, size_t n, int fd, int peer)
+{
+    static char data[131072];
+    size_t got = 0;
+
+    if (outq_push(q, data, n, sizeof data) != 0)
+        return -1;
+    while (outq_pending(q)) {
+        if (outq_flush(q, fd) < 0)
+            return -1;
+        ssize_t r = read(peer, data, sizeof data);
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    while (got < n) {
+        ssize_t r = read(peer, data, sizeof data);
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    return got == n ? 0 : -1;
+}
+
+/**
+ * @brief An emptied queue keeps its buffer within the budget, and the next
+ *        push reuses it: no allocation per pass in a busy room.
+ * @return 0 on success.
+ */
+static int
+t_keep(void)
+{
+    struct outq q = {0};
+    int sv[2];
+
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+        return failed("keep", "socketpair failed");
+    if (outq_kept() != 0)
+        return failed("keep", "bytes kept before any queue emptied");
+    if (push_flush(&q, 100, sv[0], sv[1]) != 0)
+        return failed("keep", "100 bytes did not go through");
+    char *buf = q.buf;
+    size_t cap = q.cap;
+    if (buf == NULL || cap == 0 || outq_pending(&q))
+        return failed("keep", "an emptied queue did not keep its buffer");
+    if (outq_kept() != cap)
+        return failed("keep", "the kept buffer is not counted in the budget");
+    if (outq_push(&q, "ab", 2, 100) != 0 || q.buf != buf || q.len != 2 ||
+        memcmp(q.buf + q.head, "ab", 2) != 0)
+        return failed("keep", "a push did not reuse the kept buffer");
+    if (outq_kept() != 0)
+        return failed("keep", "a buffer in use is still counted as kept");
+    outq_free(&q);
+    close(sv[0]);
+    close(sv[1]);
+    return 0;
+}
+
+/**
+ * @brief Past the budget, or above OUTQ_KEEP_MAX, an emptied queue's buffer
+ *        is freed: an idle room holds at most the budget.
+ * @return 0 on success.
+ */
+static int
+t_budget(void)
+{
+    struct outq q[3] = {{0}};
+    int sv[2];
+
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+        return failed("budget", "socketpair failed");
+    outq_set_budget(2 * SMALLEST); /* two smallest buffers */
+    for (int i = 0; i < 3; i++)
+        if (push_flush(&q[i], 100, sv[0], sv[1]) != 0)
+            return failed("budget", "100 bytes did not go through");
+    if (q[0].buf == NULL || q[1].buf == NULL)
+        return failed("budget", "a buffer within the budget was freed");
+    if (q[2].buf != NULL || q[2].cap != 0)
+        return failed("budget", "a buffer past the budget was kept");
+    if (outq_kept() != q[0].cap + q[1].cap || outq_kept() > 2 * SMALLEST)
+        return failed("budget", "the kept bytes are not the kept buffers'");
+    outq_free(&q[1]);
+    outq_set_budget(OUTQ_KEEP_BUDGET);
+    /* Room in the budget, but the buffer is too big to be worth keeping. */
+    if (push_flush(&q[2], OUTQ_KEEP_MAX + 1, sv[0], sv[1]) != 0)
+        return failed("budget", "a big push did not go through");
+    if (q[2].buf != NULL)
+        return failed("budget", "a buffer above OUTQ_KEEP_MAX was kept");
+    outq_free(&q[0]);
+    if (outq_kept() != 0)
+        return failed("budget", "bytes still kept after every queue freed");
+    close(sv[0]);
+    close(sv[1]);
+    return 0;
+}
+
+/**
+ * @brief outq_free() frees a kept buffer and gives its bytes back to the
+ *        budget (a client that leaves holds nothing).
+ * @return 0 on success.
+ */
+static int
+t_free_kept(void)
+{
+    struct outq q = {0};
+    int sv[2];
+
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+        return failed("free_kept", "socketpair failed");
+    if (push_flush(&q, 10, sv[0], sv[1]) != 0 || q.buf == NULL)
+        return failed("free_kept", "no buffer kept to free");
+    outq_free(&q);
+    if (q.buf != NULL || q.cap != 0 || q.len != 0 || q.head != 0)
+        return failed("free_kept", "the freed queue is not empty");
+    if (outq_kept() != 0)
+        return failed("free_kept", "the freed buffer is still counted");
+    outq_free(&q); /* twice is harmless */
+    if (outq_kept() != 0)
+        return failed("free_kept", "a second free changed the count");
+    close(sv[0]);
+    close(sv[1]);
     return 0;
 }
 
 /** Every case, in the order `test_outq` runs them. */
 static const struct test_case cases[] = {
-    {"zero", t_zero},
-    {"limit", t_limit},
-    {"flush", t_flush},
+    {"zero", t_zero}, {"limit", t_limit},   {"flush", t_flush},
+    {"keep", t_keep}, {"budget", t_budget}, {"free_kept", t_free_kept},
 };
 
 /**
