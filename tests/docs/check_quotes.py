@@ -5,7 +5,8 @@
 
 Two kinds of quotation are checked (tests/docs/samples.bats runs this):
 
-- a diff block on a chapter page (```diff, ~~~{.diff} or \\code{.diff}):
+- a diff block on a chapter page (```diff, ~~~{.diff}, \\code{.diff}, or an
+  indented block that starts with `@@ `, `diff -` or `--- stepNN_`):
   each hunk, its @@ line aside, must occur line for line in `diff -ruN` of
   the two steps its `---`/`+++` headers name (without headers: the previous
   chapter and the page's). An elided hunk (a line `...`) is checked piece by
@@ -40,10 +41,22 @@ def make_diff(a, b):
     return p.stdout, p.stderr
 
 
+INDENTED_DIFF = re.compile(r'^    (@@ |diff -|--- step\d\d_)')
+
+
 def blocks(lines):
     """(line number, [lines]) of every diff block of a page."""
     out, i = [], 0
     while i < len(lines):
+        if INDENTED_DIFF.match(lines[i]) and (i == 0 or not lines[i - 1].strip()):
+            start, body = i + 1, []
+            while i < len(lines) and (lines[i].startswith('    ') or lines[i] == ''):
+                body.append(lines[i][4:])
+                i += 1
+            while body and body[-1] == '':
+                body.pop()
+            out.append((start, body))
+            continue
         m = FENCE.match(lines[i]) or CODE.match(lines[i])
         if m:
             end = '\\endcode' if CODE.match(lines[i]) else None
