@@ -19,8 +19,8 @@
 # was typed, so a transcript is the same on every run.
 #
 # What varies from run to run is rewritten to stable values: the port is
-# shown as 40313; process ids as 12000, 12001, ... in the order they were
-# created; the random part of a shared-memory name as XXXXXXXX; socket and
+# shown as 40313; process ids as 12000, 12001, ... in the order the
+# processes were created; the random part of a shared-memory name as XXXXXXXX; socket and
 # pipe inodes as 100001, 100002, ... in order of appearance; a mapping's
 # address as 7f0000000000 (a second address as 7f1000000000; sizes are
 # kept); the uptime of a status line as N; the run directory as /tmp/run.
@@ -42,6 +42,7 @@ SAMPLES_WAIT=${SAMPLES_WAIT:-20}
 POLL=0.02
 SHOWN_PORT=40313
 PIDS=()
+BORN=()
 declare -A CPID=() HOLDER=()
 trap end_session EXIT
 RACY="step02-trace.txt step03-trace.txt step04-trace.txt"
@@ -118,6 +119,7 @@ server_start() {
     ) <"/dev/null" >"$SRV_OUT" 2>"$SRV_ERR" &
     SRV_PID=$!
     PIDS+=("$SRV_PID")
+    BORN=("$SRV_PID")
     wait_until "the listening line of $step" has_match "$SRV_OUT" '^listening on '
     PORT=$(sed -n 's/^listening on .*://p' "$SRV_OUT")
 }
@@ -130,10 +132,55 @@ server_exit() {
     [ "$rc" -eq 0 ] || fail "the server exited with status $rc"
 }
 
+# asleep PID: the process sleeps in poll() or epoll_wait(), or is gone. A
+# process asleep there has handled every event it was told of and printed
+# its trace line: the next step cannot be folded into the same wake-up.
+# Where /proc does not say, the answer is yes.
+asleep() {
+    local state wchan nr
+    state=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null) || return 0
+    [ -n "$state" ] || return 0
+    [ "$state" = S ] || return 1
+    wchan=$(cat "/proc/$1/wchan" 2>/dev/null)
+    case $wchan in
+    *poll*) return 0 ;;
+    "" | 0) ;;
+    *) return 1 ;;
+    esac
+    # No symbol: the system call number (x86-64: poll, ppoll, epoll_wait,
+    # epoll_pwait, epoll_pwait2).
+    read -r nr _ <"/proc/$1/syscall" 2>/dev/null || return 0
+    case $nr in
+    7 | 271 | 232 | 281 | 441) return 0 ;;
+    *) return 1 ;;
+    esac
+}
+
+# all_asleep: the server and every child it has are asleep, twice in a row
+# with nothing printed in between.
+all_asleep() {
+    local before pid
+    before=$(stat -c %s "$SRV_ERR")
+    for _ in 1 2; do
+        for pid in "$SRV_PID" $(ps -o pid= --ppid "$SRV_PID"); do
+            asleep "$pid" || return 1
+        done
+    done
+    [ "$before" = "$(stat -c %s "$SRV_ERR")" ]
+}
+
+# settle: wait until the server's processes have done all they were told;
+# note the children that have appeared.
+settle() {
+    wait_until "the server to settle" all_asleep
+    note_children
+}
+
 # trace_has REGEX: wait until the server's standard error has a line
 # matching REGEX.
 trace_has() {
     wait_until "'$1' on the server's standard error" has_match "$SRV_ERR" "$1"
+    settle
 }
 
 # --- clients ------------------------------------------------------------------
@@ -160,6 +207,7 @@ join() {
     HOLDER[$name]=$!
     PIDS+=("$!")
     wait_until "a welcome for $name" has_match "$run/$name.out" '^\* welcome, you are user'
+    settle
 }
 
 # note NAME TEXT: put TEXT in NAME's transcript after what NAME received
@@ -181,6 +229,7 @@ expect() {
     for name in "$@"; do
         wait_until "'$line' at $name" has_line "$run/$name.out" "$line"
     done
+    settle
 }
 
 # eof NAME [WHEN]: NAME ends its input (Ctrl-D).
@@ -265,28 +314,46 @@ normalize() {
         awk '/^@ps / { printf "%5s %5s", $2, $3; $1 = $2 = $3 = ""; sub(/^ +/, ""); print " " $0; next } 1'
 }
 
-# map_pids PID...: number the processes of a session in the order they
-# were created (pids grow), from 12000.
+# map_pids PID...: number the processes of a session from 12000: those the
+# session saw being created (BORN, in that order) first, then each PID not
+# among them, in the order given.
 map_pids() {
     local pid n=12000
+    local -A seen=()
     PID_MAP=()
-    for pid in $(printf '%s\n' "$@" | sort -nu); do
+    for pid in "${BORN[@]}" "$@"; do
+        [ -z "${seen[$pid]:-}" ] || continue
+        seen[$pid]=1
         PID_MAP+=("$pid $n")
         n=$((n + 1))
     done
 }
 
-# nth_child N: the pid of the server's Nth child (the Nth created of those
-# alive; pids grow).
-nth_child() {
-    ps -o pid= --ppid "$SRV_PID" | sort -n | sed -n "$1{s/ //g;p}"
+# note_children: add the server's children not seen before to BORN, oldest
+# first (by start time, then pid). The order of creation is not that of
+# the pids, which wrap around at pid_max.
+note_children() {
+    local pid start new=()
+    for pid in $(ps -o pid= --ppid "$SRV_PID"); do
+        case " ${BORN[*]} " in *" $pid "*) continue ;; esac
+        start=$(awk '{ sub(/^.*\) /, ""); print $20 }' "/proc/$pid/stat" 2>/dev/null) || continue
+        new+=("$start $pid")
+    done
+    [ ${#new[@]} -eq 0 ] ||
+        while read -r _ pid; do BORN+=("$pid"); done < <(printf '%s\n' "${new[@]}" | sort -n -k1,1 -k2,2)
 }
 
-# replaced N PID: the server's Nth child is there and is not PID.
-replaced() {
-    local now
-    now=$(nth_child "$1")
-    [ -n "$now" ] && [ "$now" != "$2" ]
+# nth_child N: the pid of the Nth child the server created.
+nth_child() {
+    note_children
+    echo "${BORN[$1]:-}"
+}
+
+# born_more_than N: more than N processes of the server were seen created
+# (the server itself is one).
+born_more_than() {
+    note_children
+    [ ${#BORN[@]} -gt "$1" ]
 }
 
 # status_lines_at_least N: the server has printed N status lines or more.
@@ -294,9 +361,9 @@ status_lines_at_least() {
     [ "$(grep -c 'status:' "$SRV_ERR")" -ge "$1" ]
 }
 
-# pids_in FILE: every pid the server's trace names.
+# pids_in FILE: every pid the server's trace names, in order of appearance.
 pids_in() {
-    grep -oE '(pid|child) [0-9]+' "$1" | grep -oE '[0-9]+$'
+    grep -oE '(pid|child) [0-9]+' "$1" | grep -oE '[0-9]+$' | awk '!seen[$0]++'
 }
 
 # shell_ps PARENT: `ps -o pid,ppid,args --ppid PARENT`, in the five-digit
@@ -375,7 +442,7 @@ session_step01() {
     trace_has 'user1 left$'
     kill "$SRV_PID"
     wait "$SRV_PID" 2>/dev/null
-    map_pids "$SRV_PID"
+    map_pids
     printf '$ %s\n' "$SRV_CMD" | cat - "$SRV_OUT" | save step01-server.txt
     local who
     for who in user1 user2 user3; do
@@ -396,7 +463,7 @@ session_step01_full() {
     trace_has 'room full, refused fd'
     kill "$SRV_PID"
     wait "$SRV_PID" 2>/dev/null
-    map_pids "$SRV_PID"
+    map_pids
     save step01-full-trace.txt <"$SRV_ERR"
 }
 
@@ -423,7 +490,7 @@ session_step02() {
     server_exit
     eof user2 'after the server closed'
     finish user2
-    map_pids "$SRV_PID"
+    map_pids
     printf '$ %s\n' "$SRV_CMD" | cat - "$SRV_OUT" | save step02-server.txt
     local who
     for who in user1 user2 user3; do
@@ -475,7 +542,7 @@ session_step03() {
     eof user2 'after the kill'
     finish user2
     # shellcheck disable=SC2046 # one pid a word
-    map_pids "$SRV_PID" $(pids_in "$SRV_ERR")
+    map_pids $(pids_in "$SRV_ERR")
     printf '$ %s\n' "$SRV_CMD" | cat - "$SRV_OUT" | save step03-server.txt
     local who
     for who in user1 user2 user3; do
@@ -517,7 +584,7 @@ session_step04() {
     } >"$run/shell"
     kill -KILL "$worker1"
     expect '* user2 left' user1 user3
-    wait_until "a replacement for worker 1" replaced 2 "$worker1"
+    wait_until "a replacement for worker 1" born_more_than 3
     say user1 'after the kill'
     expect 'user1: after the kill' user3
     join user4 nc-N
@@ -542,7 +609,7 @@ session_step04() {
     finish user2
     finish user4
     # shellcheck disable=SC2046 # one pid a word
-    map_pids "$SRV_PID" $(pids_in "$SRV_ERR")
+    map_pids $(pids_in "$SRV_ERR")
     printf '$ %s\n' "$SRV_CMD" | cat - "$SRV_OUT" | save step04-server.txt
     local who
     for who in user1 user2 user3 user4; do
