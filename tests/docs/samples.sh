@@ -467,6 +467,24 @@ session_step01_full() {
     save step01-full-trace.txt <"$SRV_ERR"
 }
 
+# Chapter 1 without -v: user1 floods, user2 never reads and is dropped.
+session_step01_slow() {
+    server_start step01
+    join user1 client
+    perl tests/helpers/peer.pl 127.0.0.1 "$PORT" noread >"$run/user2.out" 2>&1 3>&- &
+    PIDS+=("$!")
+    wait_until "the reader that never reads" has_line "$run/user2.out" connected
+    expect '* user2 joined' user1
+    yes "$(printf 'flood %.0s' {1..20})" >"$run/user1.in" 3>&- &
+    PIDS+=("$!")
+    # (Not trace_has: the flood goes on, the server never settles.)
+    wait_until "the slow reader's drop" has_match "$SRV_ERR" 'slow reader'
+    kill "$SRV_PID"
+    wait "$SRV_PID" 2>/dev/null
+    map_pids
+    save step01-slow.txt <"$SRV_ERR"
+}
+
 # Chapter 2: the bundled client, nc -N and socat; SIGHUP, then SIGTERM.
 session_step02() {
     server_start step02 -v
@@ -654,7 +672,7 @@ generate() {
     out=$1
     mkdir -p "$out"
     local s
-    for s in step01 step01_full step02 step03 step04; do
+    for s in step01 step01_full step01_slow step02 step03 step04; do
         run_session "$s" || fail "session $s failed"
     done
 }
