@@ -18,12 +18,17 @@
 # placed in its transcript after the lines its user had received when it
 # was typed, so a transcript is the same on every run.
 #
+# Before each next step, the script also waits until every process of the
+# server sleeps in its poll() or epoll_wait() (settle): what the server does
+# for one step is never folded into the wake-up of the next.
+#
 # What varies from run to run is rewritten to stable values: the port is
 # shown as 40313; process ids as 12000, 12001, ... in the order the
-# processes were created; the random part of a shared-memory name as XXXXXXXX; socket and
-# pipe inodes as 100001, 100002, ... in order of appearance; a mapping's
-# address as 7f0000000000 (a second address as 7f1000000000; sizes are
-# kept); the uptime of a status line as N; the run directory as /tmp/run.
+# processes were created; the random part of a shared-memory name as
+# XXXXXXXX; socket and pipe inodes as 100001, 100002, ... in order of
+# appearance; a mapping's address as 7f0000000000 (a second address as
+# 7f1000000000; sizes are kept); the uptime of a status line as N; the run
+# directory as /tmp/run.
 #
 # Chapters 3 and 4 run several processes, each writing its own trace lines:
 # how their lines interleave, and which events one wake-up gathers, depend
@@ -32,8 +37,8 @@
 # committed file is one real run, and what is compared is its shape: the
 # kinds of clause each kind of process printed (numbers and the grouping of
 # clauses into lines aside), and for chapter 2 every line before the
-# SIGTERM as it is. `update` replaces such a file only when its
-# shape changed.
+# SIGTERM as it is. `update` replaces such a file only when its shape
+# changed, so that the page's prose about that run stays true.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 
@@ -743,7 +748,7 @@ update() {
     local tmp name f
     tmp=$(mktemp -d "${TMPDIR:-/tmp}/samples.XXXXXX")
     # shellcheck disable=SC2064 # expand now
-    trap "rm -rf '$tmp'" EXIT
+    trap "end_session; rm -rf '$tmp'" EXIT
     generate "$tmp"
     mkdir -p docs/samples
     for f in "$tmp"/*.txt; do
