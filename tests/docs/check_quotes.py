@@ -11,8 +11,10 @@ Two kinds of quotation are checked (tests/docs/samples.bats runs this):
   the two steps its `---`/`+++` headers name (without headers: the previous
   chapter and the page's). An elided hunk (a line `...`) is checked piece by
   piece, in order.
-- `carried unchanged from stepNN_x: FILES` in backquotes: it must be the
-  line `make diff` prints for the page's chapter and the one it names.
+- `carried unchanged from stepNN_x: FILES` in backquotes (it may span
+  lines): it must be the line `make diff` prints, for the `make diff FROM=
+  TO=` just before it, or else for the step it names and the page's
+  chapter (the next one, on that step's own page).
 
 Prints one line per quotation that does not match; exit 1 if any.
 """
@@ -25,7 +27,8 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FENCE = re.compile(r'^(```|~~~)\s*\{?\.?diff\}?\s*$')
 CODE = re.compile(r'^\\code\{\.diff\}\s*$')
-CARRIED = re.compile(r'`(carried unchanged from (step\d\d)_[^`]*)`')
+CARRIED = re.compile(r'`(carried\s+unchanged\s+from\s+(step\d\d)_[^`]*)`')
+MAKE_DIFF = re.compile(r'make diff FROM=(\d+) TO=(\d+)')
 
 
 def step_dir(num):
@@ -116,14 +119,22 @@ def check_page(path):
                 hunk = []
             else:
                 hunk.append(l)
-    for i, l in enumerate(lines, 1):
-        for quote, frm in CARRIED.findall(l):
-            if '...' in quote or '…' in quote:
-                continue
-            err = make_diff(frm[4:], num)[1].split('\n')
-            if quote not in err:
-                problems.append('%s:%d: `%s` but make diff FROM=%s TO=%s says %r'
-                                % (name, i, quote, frm[4:], num, err[0]))
+    text = '\n'.join(lines)
+    for m in CARRIED.finditer(text):
+        quote, frm = ' '.join(m.group(1).split()), m.group(2)[4:]
+        if '...' in quote or '\u2026' in quote:
+            continue
+        line = text.count('\n', 0, m.start()) + 1
+        # The diff meant: the last `make diff FROM= TO=` just before the
+        # quote that starts at the step it names; else the page's chapter
+        # (or, on the page of the step it names, the next one).
+        pairs = [p for p in MAKE_DIFF.findall(text[max(0, m.start() - 600):m.start()])
+                 if '%02d' % int(p[0]) == frm]
+        to = '%02d' % int(pairs[-1][1]) if pairs else (num if frm != num else '%02d' % (int(num) + 1))
+        err = make_diff(frm, to)[1].split('\n')
+        if quote not in err:
+            problems.append('%s:%d: `%s` but make diff FROM=%s TO=%s says %r'
+                            % (name, line, quote, frm, to, err[0]))
     return problems
 
 
