@@ -236,6 +236,7 @@ room_broadcast(struct room *room, const char *line, size_t len)
  * @param line the line, ending in `\n`.
  * @param len  its length.
  */
+/* [say] */
 static void
 say(struct room *room, const struct client *from, const char *line, size_t len)
 {
@@ -243,6 +244,7 @@ say(struct room *room, const struct client *from, const char *line, size_t len)
     if (room->hooks != NULL)
         room->hooks->publish(room->hooks->ctx, line, len);
 }
+/* [say] */
 
 int
 room_accept(struct room *room, int listen_fd)
@@ -269,6 +271,7 @@ online_in_room(const struct room *room)
  * @param room the room.
  * @param c    the client.
  */
+/* [unseat] */
 static void
 unseat(struct room *room, struct client *c)
 {
@@ -277,6 +280,7 @@ unseat(struct room *room, struct client *c)
     last->seat = c->seat;
     room->users[c->seat] = last;
 }
+/* [unseat] */
 
 /* [join] */
 struct client *
@@ -428,12 +432,14 @@ client_read(struct room *room, struct client *c)
 }
 /* [read] */
 
+/* [readable] */
 void
 room_readable(struct room *room, struct client *c)
 {
     if (!c->leaving)
         list_add(&room->ready, &c->ready);
 }
+/* [readable] */
 
 /**
  * @brief Gives every client with input its turn, as long as the room
@@ -444,6 +450,7 @@ room_readable(struct room *room, struct client *c)
  * other sender, and a line typed during a flood is not held up by it.
  * @param room the room.
  */
+/* [read-ready] */
 static void
 read_ready(struct room *room)
 {
@@ -461,6 +468,7 @@ read_ready(struct room *room)
             list_add(&room->ready, &c->ready);
     }
 }
+/* [read-ready] */
 
 /**
  * @brief Writes a client's queue until it is empty or the socket is full.
@@ -510,6 +518,7 @@ room_writable(struct room *room, struct client *c)
  * head can be due.
  * @param room the room.
  */
+/* [slow] */
 static void
 drop_slow_readers(struct room *room)
 {
@@ -526,6 +535,7 @@ drop_slow_readers(struct room *room)
         room_drop(room, c);
     }
 }
+/* [slow] */
 
 /**
  * @brief Closes every dropped client and tells the room it left.
@@ -581,6 +591,7 @@ room_settle(struct room *room, bool write)
 }
 /* [flush] */
 
+/* [reading] */
 bool
 room_reading(const struct room *room)
 {
@@ -599,6 +610,7 @@ room_timeout(const struct room *room)
         return RETRY_MS;
     return list_empty(&room->ready) ? -1 : 0;
 }
+/* [reading] */
 
 /* [shutdown] */
 void

@@ -395,10 +395,13 @@ on_parent(struct child *ch)
 
 /**
  * @brief A replacement worker's first duty: the users of the worker it
- *        replaces are gone; tell the room.
+ *        replaces that the room has not heard of yet are gone; tell it.
  *
- * Their connections died with that worker. Its row of the users table
- * still lists them, and this worker now owns that row and that ring.
+ * Their connections died with that worker. The parent announces them as
+ * soon as it has reaped it (announce_leaves() in server.c), but a ring
+ * full of unread records may have kept some of them back; its row of the
+ * users table still lists those, and this worker now owns that row and
+ * that ring.
  * @param ch the worker.
  */
 /* [announce-predecessor] */

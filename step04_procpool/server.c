@@ -6,7 +6,7 @@
  * 15-1), with 8.x (server models) and chapter 13 as background.
  *
  * The idea: the parent creates the listening socket and forks a fixed
- * pool of workers (worker.c), one per CPU by default. It watches the
+ * pool of workers (child.c), one per CPU by default. It watches the
  * listening socket; when a connection waits, it tells one worker,
  * round-robin, to accept it, and that worker serves the client from then
  * on with its own epoll loop. The workers share one room through shared
@@ -20,8 +20,10 @@
  *   so notices that arrive together are all seen;
  * - a worker closes the other workers' socketpair ends and dies with the
  *   parent (PR_SET_PDEATHSIG);
- * - a worker that dies is replaced (unless it could not even start), and
- *   its clients are announced as left by its replacement;
+ * - a worker that dies is replaced (unless it could not even start); the
+ *   parent announces its clients as left as soon as it has reaped it,
+ *   whether or not a replacement can be forked, and a fork that fails
+ *   (out of processes) is tried again on a short timer;
  * - no assert: every runtime failure is handled, and the handler writes
  *   one unsigned char, the signal number, on any machine;
  * - one room across the whole pool, with room-wide ids and user limit.
@@ -31,6 +33,7 @@
 #include "conn.h"
 #include "log.h"
 #include "net.h"
+#include "proto.h"
 #include "shm.h"
 #include "child.h"
 
@@ -56,6 +59,9 @@
 #define ACCEPT_TIMEOUT_MS 1000
 /** Events taken from one epoll_wait(). */
 #define EPOLL_BATCH 64
+/** How long the parent waits before it tries again to fork a worker it
+ * could not replace (fork() failed: out of processes or memory). */
+#define RESPAWN_RETRY_MS 200
 /* [constants] */
 
 /* [types] */
@@ -63,6 +69,8 @@
 struct worker_slot {
     pid_t pid; /**< its pid, 0 while it is being replaced */
     int fd; /**< parent's end of the socketpair, -1 once closed */
+    unsigned fork_failures; /**< failed tries to replace it, in a row; while
+                               non-zero (and pid 0) it waits for a retry */
 };
 
 /** The parent: the listening socket, the pool, the event loop. */
@@ -76,6 +84,8 @@ struct server {
     size_t next; /**< round-robin: the next worker to accept */
     int accepting; /**< the worker told to accept, or -1 */
     long long accept_deadline; /**< when to stop waiting for it */
+    bool parked; /**< listening socket left disarmed: no worker to accept */
+    long long respawn_at; /**< when to retry the failed forks, 0 for none */
     struct shm_room *shm; /**< the shared rings and books */
     char shm_name[64]; /**< its (already unlinked) name */
     bool news; /**< a ring grew in this pass: poke the workers */
@@ -218,6 +228,10 @@ spawn_worker(struct server *srv, size_t i)
         watch(srv, sv[0], EPOLLIN, &srv->workers[i]) < 0)
         log_errno("cannot watch worker %zu's socketpair", i);
     trace_add("; worker %zu is pid %ld", i, (long)pid);
+    if (srv->parked) {
+        srv->parked = false; /* someone can accept again */
+        rearm_listen(srv);
+    }
     return 0;
 }
 /* [spawn] */
@@ -273,6 +287,20 @@ server_init(struct server *srv, int listen_fd, size_t limit, size_t nworkers)
 /* [server-init] */
 
 /**
+ * @brief Whether any worker can be told to accept.
+ * @param srv the server.
+ * @return true if at least one worker's socketpair is open.
+ */
+static bool
+any_worker(const struct server *srv)
+{
+    for (size_t i = 0; i < srv->nworkers; i++)
+        if (srv->workers[i].fd >= 0)
+            return true;
+    return false;
+}
+
+/**
  * @brief A connection waits: tell the next living worker to accept it.
  *
  * Round-robin over the workers, as the book does; the listening socket
@@ -296,6 +324,15 @@ on_accept(struct server *srv)
             srv->accept_deadline = clock_ms() + ACCEPT_TIMEOUT_MS;
             return;
         }
+    }
+    if (!any_worker(srv)) {
+        /* Re-armed now, the waiting connection would report the socket
+         * again at once, and again: a spin until a worker is forked.
+         * spawn_worker() re-arms it. */
+        trace_add(": no worker, accepting paused");
+        srv->accepting = -1;
+        srv->parked = true;
+        return;
     }
     log_msg("no worker can accept now");
     rearm_listen(srv);
@@ -361,12 +398,135 @@ poke_children(struct server *srv, char cmd)
 /* [poke] */
 
 /**
+ * @brief Tells the room that the users of dead worker @p i have left.
+ *
+ * Their connections died with the worker; its row of the users table
+ * still lists them. The parent publishes their leaves in the dead
+ * worker's ring itself, as soon as it has reaped it: until a replacement
+ * is forked the ring has no writer, and the replacement may be long in
+ * coming (fork() fails while the machine is out of processes). Meanwhile
+ * the room must not list users who are gone: a newcomer is told the
+ * count, and the users' ids must not hold seats of the user limit.
+ *
+ * The count goes down before the leaves are published: a newcomer who
+ * joins after someone heard a leave is never told a count with the
+ * leaver in it. A ring
+ * still full of records the other workers have not read takes what fits;
+ * the rest stays in the row for the next try (#RESPAWN_RETRY_MS) or for
+ * the replacement (announce_predecessor() in child.c).
+ * @param srv the server.
+ * @param i   the dead worker; no process may own its ring now.
+ */
+/* [announce-leaves] */
+static void
+announce_leaves(struct server *srv, size_t i)
+{
+    struct shm_room *shm = srv->shm;
+    _Atomic unsigned long *users = shm_users(shm, i);
+    size_t room = ring_room(shm, i), listed = 0, told = 0;
+    char msg[PROTO_LINE_MAX];
+
+    for (size_t k = 0; k < shm->users_cap; k++)
+        listed += atomic_load(&users[k]) != 0;
+    if (listed == 0 && atomic_load(&shm->online[i]) == 0)
+        return;
+    atomic_store(&shm->online[i], listed - (listed < room ? listed : room));
+    for (size_t k = 0; k < shm->users_cap && told < room; k++) {
+        unsigned long id = atomic_load(&users[k]);
+        if (id == 0)
+            continue;
+        ring_put(&shm->rings[i], msg, proto_left(msg, id));
+        atomic_store(&users[k], 0);
+        told++;
+    }
+    if (told > 0)
+        srv->news = true; /* poke the workers: they copy the leaves */
+    /* A trace, not a warning: with the fork failing, this runs on every
+     * try. */
+    trace_add("; %zu users of worker %zu announced as left, %zu wait for "
+              "room in its ring",
+              told, i, listed - told);
+}
+/* [announce-leaves] */
+
+/**
+ * @brief Announces dead worker @p i's users and forks its replacement; if
+ *        that fails, arms the retry timer.
+ *
+ * The failure is logged once per streak of failed tries of that worker,
+ * with its cause, and the streak's end once: a machine out of processes
+ * for a minute must not fill the log with 300 lines.
+ * @param srv the server.
+ * @param i   the dead worker.
+ */
+/* [replace] */
+static void
+replace_worker(struct server *srv, size_t i)
+{
+    struct worker_slot *wk = &srv->workers[i];
+    char why[256];
+
+    announce_leaves(srv, i);
+    log_catch(true); /* spawn_worker()'s reason, for one line per streak */
+    int rc = spawn_worker(srv, i);
+    snprintf(why, sizeof why, "%s", log_caught());
+    log_catch(false);
+    if (rc == 0) {
+        /* A warning of a worker that runs (log.h: "no reason given" is
+         * what log_caught() says when nothing was kept). */
+        if (strcmp(why, "no reason given") != 0)
+            log_msg("%s", why);
+        if (wk->fork_failures > 0)
+            log_msg("worker %zu replaced after %u failed tries", i,
+                    wk->fork_failures);
+        wk->fork_failures = 0;
+        return;
+    }
+    if (wk->fork_failures++ == 0)
+        log_msg("cannot replace worker %zu: %s; trying again every %d ms", i,
+                why, RESPAWN_RETRY_MS);
+    else
+        trace_add("; worker %zu: try %u failed", i, wk->fork_failures);
+    srv->respawn_at = clock_ms() + RESPAWN_RETRY_MS;
+}
+/* [replace] */
+
+/**
+ * @brief The retry timer: tries again to fork the workers that could not
+ *        be replaced, once it is due.
+ * @param srv the server.
+ * @return milliseconds until the next try, or -1 if none is due.
+ */
+/* [retry] */
+static int
+retry_forks(struct server *srv)
+{
+    if (srv->respawn_at == 0 || srv->closing)
+        return -1;
+    if (clock_ms_until(srv->respawn_at) > 0)
+        return clock_ms_until(srv->respawn_at);
+    srv->respawn_at = 0;
+    trace_begin("retrying forks");
+    for (size_t i = 0; i < srv->nworkers; i++)
+        if (srv->workers[i].pid == 0 && srv->workers[i].fork_failures > 0)
+            replace_worker(srv, i);
+    if (srv->news)
+        poke_children(srv, 'N'); /* leaves that had to wait for room */
+    srv->news = false;
+    trace_end();
+    return srv->respawn_at == 0 ? -1 : clock_ms_until(srv->respawn_at);
+}
+/* [retry] */
+
+/**
  * @brief SIGCHLD: reaps every dead worker and replaces it.
  *
- * The replacement owns the dead worker's ring and rows, and its first act
- * is to announce the dead worker's clients as left. A worker that exited
- * with #CHILD_EXIT_FATAL could not even start: replacing it would only
- * fail again, forever (nginx's rule too).
+ * The parent announces the dead worker's clients as left at once (see
+ * announce_leaves()), then forks the replacement, which owns the dead
+ * worker's ring and rows from then on; a fork that fails is tried again
+ * on a timer. A worker that exited with #CHILD_EXIT_FATAL could not even
+ * start: replacing it would only fail again, forever (nginx's rule too);
+ * its users are announced all the same.
  * @param srv the server.
  */
 /* [reap] */
@@ -398,10 +558,11 @@ reap_children(struct server *srv)
             continue;
         if (WIFEXITED(status) && WEXITSTATUS(status) == CHILD_EXIT_FATAL) {
             log_msg("worker %zu cannot start; not replacing it", i);
+            announce_leaves(srv, i);
             continue;
         }
         log_msg("worker %zu (pid %ld) died; replacing it", i, (long)pid);
-        spawn_worker(srv, i);
+        replace_worker(srv, i);
     }
     if (pid < 0 && errno != ECHILD)
         log_errno("waitpid");
@@ -556,7 +717,24 @@ workers_alive(const struct server *srv)
 }
 
 /**
+ * @brief Of two epoll timeouts, the one that comes first.
+ * @param a milliseconds, or -1 for none.
+ * @param b milliseconds, or -1 for none.
+ * @return the smaller, -1 only if both are -1.
+ */
+static int
+earlier(int a, int b)
+{
+    if (a < 0)
+        return b;
+    return b >= 0 && b < a ? b : a;
+}
+
+/**
  * @brief The parent's loop: hand out accepts, relay news, reap, replace.
+ *
+ * It runs while a worker runs, or while one waits to be forked again: a
+ * pool of one whose worker died while fork() fails is not over.
  * @param srv the server.
  */
 static void
@@ -564,7 +742,7 @@ loop(struct server *srv)
 {
     struct epoll_event events[EPOLL_BATCH];
 
-    while (workers_alive(srv) > 0) {
+    while (workers_alive(srv) > 0 || (srv->respawn_at != 0 && !srv->closing)) {
         /* [loop-events] */
         int timeout = -1;
         if (srv->closing) {
@@ -584,6 +762,7 @@ loop(struct server *srv)
                 timeout = -1;
             }
         }
+        timeout = earlier(timeout, retry_forks(srv));
 
         int ready = epoll_wait(srv->epfd, events, EPOLL_BATCH, timeout);
         if (ready < 0) {

@@ -7,10 +7,10 @@
 # the file BLOCK (which holds no "\n") COUNT times over, then "\n". The
 # receiver reads as it goes: every message from the sender must be a piece
 # of exactly 1023 bytes, but the last; the pieces' bytes, joined, go to
-# standard output (for sha256sum). The sender keeps at most WINDOW bytes
-# ahead of what the receiver has got: the server drops a reader whose
-# queue passes its limit, so this stands for a receiver that keeps up,
-# whatever the scheduler does. Reports on standard error:
+# standard output (for sha256sum). The sender sends as fast as the
+# server takes its bytes, CHUNK bytes a write: no pacing here; the
+# server's flow control stops reading it while the receiver's queue is
+# over its high mark. Reports on standard error:
 #
 #   pieces P bytes B short S other O
 #
@@ -25,7 +25,7 @@ use Socket qw(AF_INET SOCK_STREAM inet_pton pack_sockaddr_in);
 my ($host, $port, $block_file, $count) = @ARGV;
 die "usage: $0 HOST PORT BLOCK COUNT\n" unless defined $count;
 use constant PIECE => 1023;
-use constant WINDOW => 128 * 1024;
+use constant CHUNK => 256 * 1024;
 
 open(my $bf, '<:raw', $block_file) or die "$block_file: $!\n";
 my $block = do { local $/; <$bf> };
@@ -59,15 +59,14 @@ my $line_end = 0;    # the final "\n" has been sent
 my $sel = IO::Select->new($rx, $tx);
 while (!$done && time < $deadline) {
     my $w = '';
-    vec($w, fileno($tx), 1) = 1 if !$line_end && $sent - $got < WINDOW;
+    vec($w, fileno($tx), 1) = 1 if !$line_end;
     my $r = '';
     vec($r, fileno($_), 1) = 1 for $rx, $tx;
     select(my $rout = $r, my $wout = $w, undef, 1) >= 0 or die "select: $!\n";
     if (vec($wout, fileno($tx), 1)) {
-        # The next bytes of the line, within the window.
-        my $want = WINDOW - ($sent - $got);
+        # The next bytes of the line.
         my $off = $sent % length $block;
-        my $chunk = substr($block, $off, $want);
+        my $chunk = substr($block, $off, CHUNK);
         $chunk = substr($chunk, 0, $total - $sent) if $total - $sent < length $chunk;
         $chunk .= "\n" if $sent + length($chunk) == $total;
         my $n = syswrite($tx, $chunk);
