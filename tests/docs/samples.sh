@@ -28,7 +28,8 @@
 # XXXXXXXX; socket and pipe inodes as 100001, 100002, ... in order of
 # appearance; a mapping's address as 7f0000000000 (a second address as
 # 7f1000000000; sizes are kept); the uptime of a status line as N; the run
-# directory as /tmp/run.
+# directory as /tmp/run. A line too wide for the page (over 128
+# characters) is folded after a `; `, the rest indented by four spaces.
 #
 # Chapters 3 and 4 run several processes, each writing its own trace lines:
 # how their lines interleave, and which events one wake-up gathers, depend
@@ -316,7 +317,32 @@ normalize() {
             gsub(/chat-[0-9]+-[0-9a-f]+/, "&@")
             print
         }' | sed -E "$script$back"'s/(chat-[0-9]+-)[0-9a-f]+@/\1XXXXXXXX/g' |
-        awk '/^@ps / { printf "%5s %5s", $2, $3; $1 = $2 = $3 = ""; sub(/^ +/, ""); print " " $0; next } 1'
+        awk '/^@ps / { printf "%5s %5s", $2, $3; $1 = $2 = $3 = ""; sub(/^ +/, ""); print " " $0; next } 1' |
+        fold_long
+}
+
+# fold_long: fold a line longer than FOLD characters after its last `; `
+# that keeps the first part within FOLD, the rest indented by four spaces,
+# so that it fits the page; unfold undoes it.
+FOLD=128
+fold_long() {
+    awk -v w="$FOLD" '{
+        line = $0
+        while (length(line) > w) {
+            cut = 0
+            for (i = w - 1; i > 4; i--) if (substr(line, i, 2) == "; ") { cut = i; break }
+            if (!cut) break
+            print substr(line, 1, cut)
+            line = "    " substr(line, cut + 2)
+        }
+        print line
+    }'
+}
+
+# unfold FILE: FILE's lines as the program printed them.
+unfold() {
+    awk 'NR > 1 && /^    / { sub(/^    /, " "); held = held $0; next }
+         NR > 1 { print held } { held = $0 } END { if (NR) print held }' "$1"
 }
 
 # map_pids PID...: number the processes of a session from 12000: those the
@@ -694,11 +720,11 @@ generate() {
 # first the lines before the SIGTERM as they are.
 shape() {
     case " $EXACT_BEFORE_TERM " in
-    *" ${1##*/} "*) sed '/TERM/,$d; s/^/exact\t/' "$1" ;;
+    *" ${1##*/} "*) unfold "$1" | sed '/TERM/,$d; s/^/exact\t/' ;;
     esac
-    sed -E 's/^\[(parent|user[0-9]+ pid [0-9]+|worker [0-9]+ pid [0-9]+)\] /\1\t/;
+    unfold "$1" | sed -E 's/^\[(parent|user[0-9]+ pid [0-9]+|worker [0-9]+ pid [0-9]+)\] /\1\t/;
             s/^user[0-9]+ pid [0-9]+\t/child\t/; s/^worker [0-9]+ pid [0-9]+\t/worker\t/
-            s/[0-9]+/N/g' "$1" |
+            s/[0-9]+/N/g' |
         awk -F '\t' '{
             who = NF > 1 ? $1 : "-"; rest = NF > 1 ? $2 : $1
             n = split(rest, c, "; ")
