@@ -39,7 +39,7 @@ CLIENT     := $(B)/client
 HOST ?= 127.0.0.1
 PORT ?= 4444
 
-.PHONY: all help test unit deps docs site-check sysv-demo bench profile demo run diff clean compile_commands.json \
+.PHONY: all help test unit deps docs samples site-check sysv-demo bench profile demo run diff clean compile_commands.json \
         lint valgrind fuzz fuzz-build \
         $(STEP_NAMES) $(MISSING)
 
@@ -59,6 +59,8 @@ help:
 	@echo "  make diff FROM=NN TO=MM  what chapter MM changed: diff -ruN of two steps"
 	@echo "  make demo             a scripted chat between three clients on the newest chapter"
 	@echo "  make docs             the Doxygen site in build/docs (fails on any warning)"
+	@echo "  make samples          rerun every session the pages show, into docs/samples/"
+	@echo "                        (after a change to what a server prints; make test checks them)"
 	@echo "  make site-check       make docs, then every page in headless Chromium at 1280 px:"
 	@echo "                        links, images, sidebar, width; build/docs/screenshots/"
 	@echo "  make bench            every chapter and Redis pub/sub under the same load:"
@@ -174,6 +176,14 @@ docs:
 	@bash tests/deps.sh check doxygen dot || bash tests/deps.sh install
 	@mkdir -p build/docs
 	doxygen docs/Doxyfile
+
+# The transcripts and -v traces the pages include (docs/samples/), from a
+# real run of every chapter's plain build (tests/docs/samples.sh);
+# tests/docs/samples.bats fails when a committed one no longer matches.
+samples:
+	@bash tests/deps.sh check nc socat || bash tests/deps.sh install nc socat
+	$(MAKE) --no-print-directory SAN= all
+	@bash tests/docs/samples.sh update
 
 # Every page of the site rendered in headless Chromium (tests/docs/).
 site-check:

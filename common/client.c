@@ -43,6 +43,7 @@
  * on a bad command line (#EXIT_USAGE).
  */
 #include "args.h"
+#include "clock.h"
 #include "log.h"
 #include "net.h"
 
@@ -56,7 +57,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 /** Bytes one read(2) or splice(2) asks for: the default pipe capacity. */
@@ -405,27 +405,6 @@ pump_flush(struct pump *p)
 }
 
 /**
- * @brief Milliseconds from now until @p deadline, rounded up.
- *
- * Rounded up so that poll() never wakes a fraction of a millisecond early
- * and then spins with a timeout of 0 until the deadline.
- * @param deadline a CLOCK_MONOTONIC time.
- * @return 0 if the deadline has passed, else the wait for poll().
- */
-static int
-ms_until(const struct timespec *deadline)
-{
-    struct timespec now;
-
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    long long ns = (long long)(deadline->tv_sec - now.tv_sec) * 1000000000LL +
-                   (deadline->tv_nsec - now.tv_nsec);
-    if (ns <= 0)
-        return 0;
-    return (int)((ns + 999999) / 1000000);
-}
-
-/**
  * @brief Sets up the poll() entry for one descriptor.
  *
  * A descriptor with nothing to wait for gets fd -1, which poll() skips.
@@ -460,6 +439,65 @@ ready(const struct pollfd *pfd, short want)
 }
 
 /**
+ * @brief Says how the connection ended, on standard error.
+ *
+ * A reset is the server going away, not ours to die of; a close that
+ * answers our own end of input (Ctrl-D, the end of a file) is no kick,
+ * and must not read like one.
+ * @param close_err   ECONNRESET if the server reset us, else 0.
+ * @param half_closed whether our end of input had been sent first.
+ */
+static void
+say_closed(int close_err, bool half_closed)
+{
+    errno = close_err;
+    if (close_err != 0)
+        log_errno("connection closed by server");
+    else if (half_closed)
+        log_msg("input ended; left the room");
+    else
+        log_msg("connection closed by server");
+}
+
+/**
+ * @brief Does what poll() said is ready: read, send, write out.
+ *
+ * The server's errors that mean "it is gone" (a reset on receive, EPIPE
+ * or a reset on send) end the direction they hit, not the client: what
+ * the server sent before going (a "too many users" line) and its end are
+ * still read and written out. Any other error is fatal, one line.
+ * @param fds       the three entries after poll().
+ * @param up        standard input to the socket.
+ * @param down      the socket to standard output.
+ * @param peer      the server's address as text, for messages.
+ * @param close_err set to ECONNRESET when the server reset us.
+ */
+static void
+pump_ready(const struct pollfd fds[3], struct pump *up, struct pump *down,
+           const char *peer, int *close_err)
+{
+    if (ready(&fds[0], POLLIN) && pump_fill(up) < 0)
+        die_errno("cannot read standard input");
+    if (ready(&fds[1], POLLIN)) {
+        if (pump_fill(down) < 0) {
+            if (errno != ECONNRESET)
+                die_errno("cannot receive from %s", peer);
+            *close_err = errno;
+            down->eof = true;
+        }
+        if (down->eof)
+            up->stopped = true; /* nobody left to send to */
+    }
+    if (ready(&fds[1], POLLOUT) && pump_wants_write(up) && pump_flush(up) < 0) {
+        if (errno != EPIPE && errno != ECONNRESET)
+            die_errno("cannot send to %s", peer);
+        up->stopped = true; /* drop what could not be sent */
+    }
+    if (ready(&fds[2], POLLOUT) && pump_flush(down) < 0)
+        die_errno("cannot write to standard output");
+}
+
+/**
  * @brief Copies both ways until the server closes, then says so.
  *
  * The loop ends in one of three ways:
@@ -480,9 +518,9 @@ run(int sock, const char *peer)
 {
     /* Static: two 64 KiB buffers are better kept off the stack. */
     static struct pump up, down;
-    struct timespec deadline = {0, 0};
+    long long deadline = 0; /* once half-closed: when to stop waiting */
     bool half_closed = false;
-    int close_err = 0; /* ECONNRESET if the server reset us */
+    int close_err = 0;
     struct pollfd fds[3];
 
     pump_init(&up, STDIN_FILENO, sock);
@@ -490,15 +528,7 @@ run(int sock, const char *peer)
 
     for (;;) {
         if (down.eof && pump_drained(&down)) {
-            errno = close_err;
-            if (close_err != 0)
-                log_errno("connection closed by server");
-            else if (half_closed)
-                /* Our FIN came first (Ctrl-D, the end of a file): the
-                 * server's close is its answer, not a kick. */
-                log_msg("input ended; left the room");
-            else
-                log_msg("connection closed by server");
+            say_closed(close_err, half_closed);
             return 0;
         }
         if (!half_closed && up.eof && pump_drained(&up)) {
@@ -507,17 +537,11 @@ run(int sock, const char *peer)
             if (shutdown(sock, SHUT_WR) < 0 && errno != ENOTCONN)
                 die_errno("cannot shut down sending to %s", peer);
             half_closed = true;
-            clock_gettime(CLOCK_MONOTONIC, &deadline);
-            deadline.tv_sec += HALF_CLOSE_WAIT_MS / 1000;
-            deadline.tv_nsec += (HALF_CLOSE_WAIT_MS % 1000) * 1000000L;
-            if (deadline.tv_nsec >= 1000000000L) {
-                deadline.tv_sec++;
-                deadline.tv_nsec -= 1000000000L;
-            }
+            deadline = clock_ms() + HALF_CLOSE_WAIT_MS;
         }
         int timeout = -1; /* no busy loop: wait until something happens */
         if (half_closed) {
-            timeout = ms_until(&deadline);
+            timeout = clock_ms_until(deadline);
             if (timeout == 0) {
                 log_msg("server %s did not close the connection within %d s "
                         "after end of input; leaving",
@@ -540,31 +564,7 @@ run(int sock, const char *peer)
         for (int i = 0; i < 3; i++)
             if (fds[i].revents & POLLNVAL)
                 die("poll: descriptor %d is not open", fds[i].fd);
-
-        if (ready(&fds[0], POLLIN) && pump_fill(&up) < 0)
-            die_errno("cannot read standard input");
-        if (ready(&fds[1], POLLIN)) {
-            if (pump_fill(&down) < 0) {
-                /* A reset is the server going away, not our failure. */
-                if (errno != ECONNRESET)
-                    die_errno("cannot receive from %s", peer);
-                close_err = errno;
-                down.eof = true;
-            }
-            if (down.eof)
-                up.stopped = true; /* nobody left to send to */
-        }
-        if (ready(&fds[1], POLLOUT) && pump_wants_write(&up) &&
-            pump_flush(&up) < 0) {
-            /* EPIPE, ECONNRESET: the server is gone. Drop what we could
-             * not send, and let the down direction read what it sent
-             * before going (a "too many users" line) and its end. */
-            if (errno != EPIPE && errno != ECONNRESET)
-                die_errno("cannot send to %s", peer);
-            up.stopped = true;
-        }
-        if (ready(&fds[2], POLLOUT) && pump_flush(&down) < 0)
-            die_errno("cannot write to standard output");
+        pump_ready(fds, &up, &down, peer, &close_err);
     }
 }
 

@@ -30,6 +30,9 @@
 /** The largest emptied buffer kept: a busy pass at 1000 clients fills
  * 32 KiB buffers; a flood's bigger ones go back to the allocator. */
 #define OUTQ_KEEP_MAX 65536 /* 64 KiB */
+/** Bytes freed after which a trim of the heap is worth its walk: a burst,
+ * not the odd client leaving. */
+#define OUTQ_TRIM_AFTER 1048576 /* 1 MiB */
 
 /** Bytes waiting to be written to one descriptor. Zeroed means empty. */
 struct outq {
@@ -97,5 +100,23 @@ size_t outq_kept(void);
  * @param bytes the new budget; 0 keeps nothing.
  */
 void outq_set_budget(size_t bytes);
+
+/**
+ * @brief Bytes of output buffers freed since the last outq_trim().
+ *
+ * The room trims the heap once this passes #OUTQ_TRIM_AFTER: below that,
+ * there is too little to give back to be worth a walk of the heap.
+ * @return the count.
+ */
+size_t outq_freed(void);
+
+/**
+ * @brief Gives the heap's free pages back to the kernel (malloc_trim()).
+ *
+ * free() returns memory only from the top of the heap; buffers freed
+ * between records that stay (the clients') remain resident until this.
+ * Costs a walk of the heap: call it after a burst, not every pass.
+ */
+void outq_trim(void);
 
 #endif

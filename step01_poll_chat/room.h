@@ -101,6 +101,7 @@ struct room {
     int spare_fd; /**< spare descriptor, spent when out of descriptors */
     bool held; /**< input waits for the rest of the room (hooks) */
     bool closing; /**< shutting down: nothing more is relayed */
+    long long trim_at; /**< the heap is trimmed again no sooner */
     const struct room_hooks *hooks; /**< NULL in one process */
     struct room_stats stats; /**< for the status line */
 };
@@ -199,7 +200,8 @@ bool room_reading(const struct room *room);
  * @param room the room.
  * @return 0 if input waits to be read, the milliseconds to the next
  *         grace period's end, a short retry while the rest of the room
- *         is full, or -1 for "until an event".
+ *         is full, the time until a trim of the heap that is owed, or -1
+ *         for "until an event".
  */
 int room_timeout(const struct room *room);
 

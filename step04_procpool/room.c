@@ -46,6 +46,11 @@
 #define QUEUE_LIMIT 1048576 /* 4 * HIGH_WATER, 1 MiB */
 /** While the rest of the room can take no lines, how soon to try again. */
 #define RETRY_MS 5
+/** Least milliseconds between two trims of the heap (outq_trim()): a room
+ * that frees much pass after pass (a flood's big buffers) walks the heap
+ * at most this often, and a room that went idle after a burst gets its
+ * memory back within this time. */
+#define TRIM_MS 1000
 /* [constants] */
 
 /**
@@ -571,6 +576,31 @@ reap(struct room *room)
 }
 /* [reap] */
 
+/**
+ * @brief After a burst, gives the freed output buffers back to the kernel.
+ *
+ * Ten thousand joins queue each notice for everyone; the buffers are freed
+ * once written, but they lie between the clients' records, and free()
+ * gives back only the top of the heap: an idle room would keep the burst
+ * resident for good. Trimming costs a walk of the heap, so it waits until
+ * a megabyte has been freed (#OUTQ_TRIM_AFTER) and happens at most once
+ * every #TRIM_MS; room_timeout() wakes the loop for a trim that is owed,
+ * so a room that falls silent right after a burst is trimmed too.
+ * @param room the room.
+ */
+static void
+trim_heap(struct room *room)
+{
+    if (outq_freed() < OUTQ_TRIM_AFTER)
+        return;
+    long long now = clock_ms();
+    if (now < room->trim_at)
+        return;
+    trace_add("; heap trimmed (%zu KiB freed)", outq_freed() / 1024);
+    outq_trim();
+    room->trim_at = now + TRIM_MS;
+}
+
 /* [flush] */
 void
 room_settle(struct room *room, bool write)
@@ -588,6 +618,7 @@ room_settle(struct room *room, bool write)
                 client_flush(room, c);
         }
     }
+    trim_heap(room);
 }
 /* [flush] */
 
@@ -601,14 +632,23 @@ room_reading(const struct room *room)
 int
 room_timeout(const struct room *room)
 {
+    int wait = -1;
+
     if (!list_empty(&room->over)) {
         const struct client *c =
             client_of(room->over.next, offsetof(struct client, over));
-        return clock_ms_until(c->over_since + GRACE_MS);
+        wait = clock_ms_until(c->over_since + GRACE_MS);
+    } else if (room->held) {
+        wait = RETRY_MS;
+    } else if (!list_empty(&room->ready)) {
+        wait = 0;
     }
-    if (room->held)
-        return RETRY_MS;
-    return list_empty(&room->ready) ? -1 : 0;
+    if (outq_freed() >= OUTQ_TRIM_AFTER) {
+        int due = clock_ms_until(room->trim_at); /* see trim_heap() */
+        if (wait < 0 || due < wait)
+            wait = due;
+    }
+    return wait;
 }
 /* [reading] */
 

@@ -6,7 +6,8 @@
 #
 # For each chapter: its own suite (tests/stepNN), then the fault suite
 # (tests/faults, with STEP=stepNN), whose figures go to
-# build/test-logs/faults-figures.txt.
+# build/test-logs/faults-figures.txt. Last, once against the plain build,
+# the samples the pages show (tests/docs/samples.bats).
 #
 # JOBS (default 4) cases run in parallel per suite; BUILDS (default
 # "build build/san") names the build directories to test.
@@ -54,6 +55,12 @@ for build in $BUILDS; do
         STEP=$step run_suite "$build" "$step-faults" tests/faults
     done
 done
+
+# The pages' samples (tests/docs/samples.bats), once: they show the plain
+# build, and a fresh run of every chapter is compared with docs/samples/.
+case " $BUILDS " in
+*" build "*) run_suite build docs tests/docs ;;
+esac
 
 # The fault suite's figures, summed (see tests/faults/README.md).
 awk '{ split($3, f, "="); split($4, b, "="); faults += f[2]; bytes += b[2] }

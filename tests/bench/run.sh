@@ -484,7 +484,17 @@ for TARGET in "${TARGETS[@]}"; do
             kill -0 "$GEN_PID" 2>/dev/null || break
             sleep "$POLL_S"
         done
+        # An idle room is measured once it has settled: after the burst of
+        # joins the room gives its freed buffers back within a second
+        # (room.c, TRIM_MS). Look until two looks half a second apart
+        # agree, for at most 5 s.
         total=$(pss_kib "$SRV_PID")
+        for ((i = 0; i < 10; i++)); do
+            sleep 0.5
+            now=$(pss_kib "$SRV_PID")
+            [ "$now" = "$total" ] && break
+            total=$now
+        done
         kill -TERM "$GEN_PID" 2>/dev/null || true
         wait "$GEN_PID" || held=0
         GEN_PID=

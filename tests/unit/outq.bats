@@ -14,3 +14,4 @@ setup() {
 @test "outq: an emptied queue keeps its buffer within the budget and reuses it" { run "$TEST_OUTQ" keep; assert_success; }
 @test "outq: past the budget or above OUTQ_KEEP_MAX an emptied buffer is freed" { run "$TEST_OUTQ" budget; assert_success; }
 @test "outq: outq_free frees a kept buffer and gives its bytes back to the budget" { run "$TEST_OUTQ" free_kept; assert_success; }
+@test "outq: every freed buffer is counted for the heap's trim; a trim starts the count again" { run "$TEST_OUTQ" freed; assert_success; }

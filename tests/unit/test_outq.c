@@ -243,10 +243,54 @@ t_free_kept(void)
     return 0;
 }
 
+/**
+ * @brief Every freed buffer is counted for the heap's trim, and a trim
+ *        starts the count again (the room trims after a burst, room.c).
+ * @return 0 on success.
+ */
+static int
+t_freed(void)
+{
+    struct outq q = {0};
+    int sv[2];
+
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+        return failed("freed", "socketpair failed");
+    outq_trim();
+    if (outq_freed() != 0)
+        return failed("freed", "a trim did not start the count again");
+    outq_set_budget(0); /* nothing kept: the flush frees */
+    if (push_flush(&q, 100, sv[0], sv[1]) != 0 || q.buf != NULL)
+        return failed("freed", "the emptied buffer was not freed");
+    if (outq_freed() != SMALLEST)
+        return failed("freed", "a buffer freed by a flush was not counted");
+    outq_set_budget(OUTQ_KEEP_BUDGET);
+    if (push_flush(&q, 10, sv[0], sv[1]) != 0)
+        return failed("freed", "10 bytes did not go through");
+    /* Growing past the kept buffer (4 KiB, to 16 KiB) frees the old one. */
+    if (outq_push(&q, "x", 1, 1) != 0)
+        return failed("freed", "a push into a kept buffer failed");
+    char big[2 * SMALLEST] = {0};
+    if (outq_push(&q, big, sizeof big, 4 * sizeof big) != 0)
+        return failed("freed", "a push that grows the buffer failed");
+    if (outq_freed() != 2 * SMALLEST)
+        return failed("freed", "the buffer a push outgrew was not counted");
+    outq_free(&q); /* the 16 KiB buffer */
+    if (outq_freed() != 2 * SMALLEST + 4 * SMALLEST)
+        return failed("freed", "outq_free's buffer was not counted");
+    outq_trim();
+    if (outq_freed() != 0)
+        return failed("freed", "a trim did not start the count again");
+    close(sv[0]);
+    close(sv[1]);
+    return 0;
+}
+
 /** Every case, in the order `test_outq` runs them. */
 static const struct test_case cases[] = {
-    {"zero", t_zero}, {"limit", t_limit},   {"flush", t_flush},
-    {"keep", t_keep}, {"budget", t_budget}, {"free_kept", t_free_kept},
+    {"zero", t_zero},   {"limit", t_limit},   {"flush", t_flush},
+    {"keep", t_keep},   {"budget", t_budget}, {"free_kept", t_free_kept},
+    {"freed", t_freed},
 };
 
 /**
