@@ -25,6 +25,7 @@ struct child_start {
     size_t limit; /**< the room's user limit */
     pid_t parent; /**< the parent's pid, to notice its death */
     struct shm_room *shm; /**< the shared rings and books */
+    const int *bells; /**< every worker's doorbell, by index (shm.h) */
 };
 /* [child-start] */
 

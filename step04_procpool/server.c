@@ -20,6 +20,9 @@
  *   so notices that arrive together are all seen;
  * - a worker closes the other workers' socketpair ends and dies with the
  *   parent (PR_SET_PDEATHSIG);
+ * - workers wake each other through doorbells (one eventfd per worker,
+ *   made before the first fork and inherited by all), not through the
+ *   parent: a stopped parent delays accepting and reaping, not messages;
  * - a worker that dies is replaced (unless it could not even start); the
  *   parent announces its clients as left as soon as it has reaped it,
  *   whether or not a replacement can be forked, and a fork that fails
@@ -46,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -88,7 +92,8 @@ struct server {
     long long respawn_at; /**< when to retry the failed forks, 0 for none */
     struct shm_room *shm; /**< the shared rings and books */
     char shm_name[64]; /**< its (already unlinked) name */
-    bool news; /**< a ring grew in this pass: poke the workers */
+    int *bells; /**< [worker]: its doorbell, for the life of the server */
+    bool news; /**< a ring grew in this pass: ring the doorbells */
     long long started; /**< start time, for the uptime (SIGHUP) */
     bool closing; /**< SIGINT/SIGTERM seen: waiting for the workers */
     long long deadline; /**< when a graceful shutdown gives up */
@@ -173,7 +178,8 @@ child_setup(struct server *srv, int mine)
     close(sig_pipefd[0]);
     close(sig_pipefd[1]);
     /* Book pitfall (15.3): each child keeps the parent's ends of the
-     * earlier children's socketpairs. */
+     * earlier children's socketpairs. The doorbells (srv->bells) stay:
+     * a worker rings the others' and sleeps on its own. */
     for (size_t i = 0; i < srv->nworkers; i++)
         if (srv->workers[i].fd >= 0)
             close(srv->workers[i].fd);
@@ -202,7 +208,8 @@ spawn_worker(struct server *srv, size_t i)
                              .parent_fd = sv[1],
                              .limit = srv->limit,
                              .parent = getpid(),
-                             .shm = srv->shm};
+                             .shm = srv->shm,
+                             .bells = srv->bells};
     /* The worker reads every ring from its current end; writers wait for
      * it from now on. */
     shm_reader_start(srv->shm, i);
@@ -276,6 +283,20 @@ server_init(struct server *srv, int listen_fd, size_t limit, size_t nworkers)
         watch(srv, srv->sig_fd, EPOLLIN, &token_signal) < 0)
         die_errno("cannot watch the listening socket and the signal pipe");
 
+    /* Every doorbell before any fork, kept until the end: every worker,
+     * and every replacement, inherits all of them, so that a worker's
+     * doorbell never changes and nothing needs to be handed over when a
+     * worker is replaced. CLOEXEC: nobody execs, and nothing must leak
+     * if a later chapter does. */
+    srv->bells = calloc(nworkers, sizeof *srv->bells);
+    if (srv->bells == NULL)
+        die_errno("cannot allocate %zu doorbells", nworkers);
+    for (size_t i = 0; i < nworkers; i++) {
+        srv->bells[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (srv->bells[i] < 0)
+            die_errno("cannot create a doorbell for worker %zu", i);
+    }
+
     for (size_t i = 0; i < nworkers; i++)
         srv->workers[i].fd = -1; /* before any fork: see child_setup() */
     log_catch(true); /* why a worker cannot start: the cause, one line */
@@ -340,7 +361,10 @@ on_accept(struct server *srv)
 /* [accept] */
 
 /**
- * @brief A worker wrote: news in its ring, or "done accepting", or death.
+ * @brief A worker wrote: "done accepting", or death.
+ *
+ * News in a ring does not come here: the workers ring each other's
+ * doorbells themselves (ring_bells() in child.c).
  * @param srv the server.
  * @param i   the worker.
  */
@@ -355,9 +379,7 @@ on_worker(struct server *srv, size_t i)
         ssize_t n = recv(wk->fd, buf, sizeof buf, 0);
         if (n > 0) {
             for (ssize_t k = 0; k < n; k++) {
-                if (buf[k] == 'N') {
-                    srv->news = true;
-                } else if (buf[k] == 'D' && srv->accepting == (int)i) {
+                if (buf[k] == 'D' && srv->accepting == (int)i) {
                     trace_add(" done accepting");
                     rearm_listen(srv);
                 }
@@ -379,9 +401,11 @@ on_worker(struct server *srv, size_t i)
 /* [read] */
 
 /**
- * @brief Tells every worker to look at the rings (or to quit).
+ * @brief Tells every worker a command over its socketpair.
+ *
+ * Only 'Q' (shut down) now: news in the rings rings the doorbells.
  * @param srv the server.
- * @param cmd 'N' to look at the rings, 'Q' to shut down.
+ * @param cmd 'Q' to shut down.
  */
 /* [poke] */
 static void
@@ -440,7 +464,7 @@ announce_leaves(struct server *srv, size_t i)
         told++;
     }
     if (told > 0)
-        srv->news = true; /* poke the workers: they copy the leaves */
+        srv->news = true; /* ring the doorbells: they copy the leaves */
     /* A trace, not a warning: with the fork failing, this runs on every
      * try. */
     trace_add("; %zu users of worker %zu announced as left, %zu wait for "
@@ -510,8 +534,8 @@ retry_forks(struct server *srv)
     for (size_t i = 0; i < srv->nworkers; i++)
         if (srv->workers[i].pid == 0 && srv->workers[i].fork_failures > 0)
             replace_worker(srv, i);
-    if (srv->news)
-        poke_children(srv, 'N'); /* leaves that had to wait for room */
+    if (srv->news) /* leaves that had to wait for room */
+        shm_ring_bells(srv->bells, srv->nworkers, srv->nworkers);
     srv->news = false;
     trace_end();
     return srv->respawn_at == 0 ? -1 : clock_ms_until(srv->respawn_at);
@@ -731,7 +755,7 @@ earlier(int a, int b)
 }
 
 /**
- * @brief The parent's loop: hand out accepts, relay news, reap, replace.
+ * @brief The parent's loop: hand out accepts, reap, replace.
  *
  * It runs while a worker runs, or while one waits to be forked again: a
  * pool of one whose worker died while fork() fails is not over.
@@ -793,8 +817,8 @@ loop(struct server *srv)
             trace_add("; worker %zu", (size_t)(wk - srv->workers));
             on_worker(srv, (size_t)(wk - srv->workers));
         }
-        if (srv->news && !srv->closing)
-            poke_children(srv, 'N');
+        if (srv->news && !srv->closing) /* leaves of a dead worker */
+            shm_ring_bells(srv->bells, srv->nworkers, srv->nworkers);
         srv->news = false;
         trace_end();
         /* [loop-dispatch] */
@@ -820,6 +844,9 @@ server_close(struct server *srv)
         if (wk->fd >= 0)
             close(wk->fd);
     }
+    for (size_t i = 0; i < srv->nworkers; i++)
+        close(srv->bells[i]);
+    free(srv->bells);
     free(srv->workers);
     close(srv->epfd);
 }

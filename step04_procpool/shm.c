@@ -4,6 +4,8 @@
  */
 #include "shm.h"
 
+#include "log.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -159,3 +161,22 @@ ring_get(const struct ring *r, uint64_t seq, char *out)
     return (long)len;
 }
 /* [ring-get] */
+
+/* [bells] */
+void
+shm_ring_bells(const int *bells, size_t n, size_t self)
+{
+    const uint64_t one = 1;
+
+    for (size_t i = 0; i < n; i++) {
+        if (i == self)
+            continue;
+        ssize_t w;
+        while ((w = write(bells[i], &one, sizeof one)) < 0 && errno == EINTR)
+            ;
+        /* EAGAIN: the counter is full, so the bell is rung already. */
+        if (w < 0 && errno != EAGAIN)
+            log_errno("cannot ring worker %zu's doorbell", i);
+    }
+}
+/* [bells] */

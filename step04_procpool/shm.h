@@ -24,6 +24,11 @@
  * Every record holds the whole line as sent to clients ("user3: hi\n").
  * Each worker also lists its users' ids in its row of the `users` table,
  * so that after its death its replacement can tell the room who left.
+ *
+ * Workers wake each other without the parent: each worker index has a
+ * doorbell, an eventfd the parent creates before it forks anyone and
+ * keeps for the life of the server, so that every worker and every
+ * replacement inherits all of them (shm_ring_bells()).
  */
 #ifndef STEP04_SHM_H
 #define STEP04_SHM_H
@@ -180,5 +185,26 @@ void ring_put(struct ring *r, const char *line, size_t len);
  *         be torn: the reader is too slow and must not use it).
  */
 long ring_get(const struct ring *r, uint64_t seq, char *out);
+
+/**
+ * @brief Rings every worker's doorbell but @p self's: "new records, look".
+ *
+ * The doorbells are eventfds, one per worker index, shared by every
+ * process of the pool (made by the parent before the first fork). A ring
+ * adds 1 to the counter; the sleeper wakes when the counter is not zero
+ * and reads it back to zero. Unlike chapter 3's datagrams, a ring cannot
+ * fail for want of buffer (an eventfd's counter takes 2^64-2), so no poke
+ * is ever owed; and it reaches a worker that is dead and not yet replaced
+ * harmlessly: its replacement finds the bell rung and looks at the rings.
+ *
+ * Every doorbell is rung, the awake ones too: with a pool of a few
+ * workers (one per CPU) a write per worker and per pass is cheap, and
+ * cheaper than the parent's relay it replaces; chapter 3's `asleep` bits
+ * pay off with thousands of children, not with a handful.
+ * @param bells the doorbells, indexed by worker.
+ * @param n     how many.
+ * @param self  the caller's own index, not rung; @p n or more for none.
+ */
+void shm_ring_bells(const int *bells, size_t n, size_t self);
 
 #endif

@@ -154,28 +154,63 @@ stopped_for() {
     server_stop
 }
 
-@test "the parent stopped for 2 s under traffic: the children wake each other, every reader hears every line meanwhile" {
-    only_steps "chapters 1 and 2 have one process; chapter 4's workers are woken through the main process" 3
-    server_start -n 10
+# start_readers: the server, the sender a, and READERS: in chapter 3 b
+# and c, each a child of its own; in chapter 4 (two workers) clients that
+# join until two of them, b and c, are on the worker a is not on, so that
+# every line a sends reaches them through a ring. Those that land on a's
+# worker stay, as readers too.
+start_readers() {
+    READERS=()
+    if ((STEP_NUM == 3)); then
+        server_start -n 10
+        client_join a
+        client_join b nc
+        client_join c socat
+        READERS=(b c)
+        return
+    fi
+    server_start -v -w 2 -n 20
     client_join a
-    client_join b nc
-    client_join c socat
-    say b "before the stop"
-    expect a "$(user_of b): before the stop"
+    local mine w i name tools=(nc socat)
+    local -a apart=() beside=()
+    mine=$(worker_of "$(user_of a)")
+    for i in 1 2 3 4 5 6 7 8; do
+        ((${#apart[@]} < 2)) || break
+        name=r$i
+        client_join "$name" "${tools[i % 2]}"
+        w=$(worker_of "$(user_of "$name")")
+        if [ "${w%% *}" != "${mine%% *}" ]; then
+            apart+=("$name")
+        else
+            beside+=("$name")
+        fi
+    done
+    READERS=("${apart[@]}" "${beside[@]}")
+    ((${#apart[@]} == 2)) || fail "not two clients on the worker a is not on"
+}
+
+@test "the parent stopped for 2 s under traffic: the children or workers wake each other, every reader hears every line meanwhile" {
+    only_steps "chapters 1 and 2 have one process" 3 4
+    start_readers
+    local b=${READERS[0]} c=${READERS[1]} who
+    say "$b" "before the stop"
+    expect a "$(user_of "$b"): before the stop"
     kill -STOP "$SERVER_PID"
     wait_until "the parent to stop" is_stopped "$SERVER_PID"
     local t0 n=8000 sent=$BATS_TEST_TMPDIR/sent
     t0=$(now_ms)
-    # 8,000 lines: many rings' worth. Were the readers woken through the
-    # parent, nobody would copy them, a's writer would pass b and c over
-    # after its grace period, and they would be dropped as slow.
+    # 8,000 lines: many rings' worth in chapter 3, two in chapter 4. Were
+    # the readers woken through the parent, nobody would copy them, a's
+    # writer would pass the readers over after its grace period, and
+    # they would be dropped as slow.
     seq -f "while the parent is stopped %g" 1 "$n" >"$sent"
     send_file a "$sent"
-    WAIT_SECONDS=60 heard_all b "$(user_of a)" "$sent"
-    WAIT_SECONDS=60 heard_all c "$(user_of a)" "$sent"
-    say c "a reply while it is stopped"
-    expect a "$(user_of c): a reply while it is stopped"
-    expect b "$(user_of c): a reply while it is stopped"
+    for who in "${READERS[@]}"; do
+        WAIT_SECONDS=60 heard_all "$who" "$(user_of a)" "$sent"
+    done
+    say "$c" "a reply while it is stopped"
+    expect a "$(user_of "$c"): a reply while it is stopped"
+    expect "$b" "$(user_of "$c"): a reply while it is stopped"
     # The fault lasts 2 s, however fast the lines went round; the parent
     # is still stopped when the readers have heard everything.
     wait_until "2 s with the parent stopped" stopped_for "$t0" 2000
@@ -186,11 +221,10 @@ stopped_for() {
     client_join z
     say z "after the stop"
     expect a "$(user_of z): after the stop"
-    local who
-    for who in a b c; do
+    for who in a "${READERS[@]}"; do
         run grep -c ' left$' "$(out_of "$who")"
         assert_output 0
     done
-    figure 1 "parent stopped 2 s while $n lines passed; b and c heard all $n, nobody dropped"
+    figure 1 "parent stopped 2 s while $n lines passed; ${#READERS[@]} readers heard all $n, nobody dropped"
     server_stop
 }

@@ -251,13 +251,35 @@ holds_only_its_end() {
     [ "$(own_sockets "$1" "$2" 2>/dev/null)" = 1 ]
 }
 
+# doorbells PID: the eventfds PID holds, one "FD ID" a line, sorted: the
+# descriptor and the kernel's eventfd-id (from /proc/PID/fdinfo; "-" on
+# kernels before 5.17, which do not show it).
+doorbells() {
+    local fd id
+    for fd in /proc/"$1"/fd/*; do
+        [ "$(readlink "$fd" 2>/dev/null)" = "anon_inode:[eventfd]" ] || continue
+        id=$(sed -n 's/^eventfd-id:[[:space:]]*//p' "/proc/$1/fdinfo/${fd##*/}" 2>/dev/null)
+        echo "${fd##*/} ${id:--}"
+    done | sort
+}
+
+# holds_the_doorbells WORKER: WORKER holds the pool's doorbells and no
+# other eventfd -- the parent's, one per worker, inherited (same
+# descriptors, same eventfds).
+holds_the_doorbells() {
+    local mine theirs
+    mine=$(doorbells "$1")
+    theirs=$(doorbells "$SERVER_PID")
+    [ "$(wc -l <<<"$theirs")" -eq "$WORKERS" ] && [ "$mine" = "$theirs" ]
+}
+
 # pool_replaced VICTIM: the pool is whole again, without VICTIM.
 pool_replaced() {
     [ "$(children_of "$SERVER_PID" | wc -l)" -eq "$WORKERS" ] &&
         ! children_of "$SERVER_PID" | grep -qx "$1"
 }
 
-@test "book pitfall: a worker inherits the parent's ends of the other workers' socketpairs -- each worker, and a replacement, holds only its own" {
+@test "book pitfall: a worker inherits the parent's ends of the other workers' socketpairs -- each worker, and a replacement, holds only its own, and the pool's doorbells" {
     server_start -w "$WORKERS" -n 100
     local who
     for who in a b c d e f; do client_join "$who"; done
@@ -274,6 +296,14 @@ pool_replaced() {
         total=$((total + own))
     done
     [ "$total" -eq $((6 + WORKERS)) ] || fail "$total sockets besides the listener"
+    # The descriptors it shares on purpose: every worker's doorbell, an
+    # eventfd per worker, made by the parent before the first fork.
+    [ "$(doorbells "$SERVER_PID" | wc -l)" -eq "$WORKERS" ] ||
+        fail "the parent's eventfds: $(doorbells "$SERVER_PID")"
+    for worker in $workers; do
+        holds_the_doorbells "$worker" ||
+            fail "worker $worker's eventfds: $(doorbells "$worker")"
+    done
     # A replacement is forked from a parent that holds every living
     # worker's end: it must close them all too.
     local victim
@@ -289,4 +319,6 @@ pool_replaced() {
     wait_until "the replacement to hold only its own end" \
         holds_only_its_end "$fresh" "$listen" ||
         fail "replacement $fresh: $(ls -l /proc/"$fresh"/fd)"
+    holds_the_doorbells "$fresh" ||
+        fail "replacement $fresh's eventfds: $(doorbells "$fresh")"
 }
