@@ -755,6 +755,37 @@ earlier(int a, int b)
 }
 
 /**
+ * @brief How long the parent may sleep: until the shutdown's deadline,
+ *        the accepting worker's deadline, or the next try of a fork.
+ *
+ * A worker that missed its deadline to accept is given up on here (the
+ * listening socket re-armed for the next one), so that the wait that
+ * follows is not 0 again and again.
+ * @param srv the server.
+ * @return milliseconds, -1 for "until an event"; 0 while shutting down
+ *         means the grace period is over.
+ */
+/* [wait-timeout] */
+static int
+wait_timeout(struct server *srv)
+{
+    if (srv->closing)
+        return clock_ms_until(srv->deadline);
+    int timeout = -1;
+    if (srv->accepting >= 0) {
+        timeout = clock_ms_until(srv->accept_deadline);
+        if (timeout == 0) {
+            log_msg("worker %d did not finish accepting in %d ms",
+                    srv->accepting, ACCEPT_TIMEOUT_MS);
+            rearm_listen(srv);
+            timeout = -1;
+        }
+    }
+    return earlier(timeout, retry_forks(srv));
+}
+/* [wait-timeout] */
+
+/**
  * @brief The parent's loop: hand out accepts, reap, replace.
  *
  * It runs while a worker runs, or while one waits to be forked again: a
@@ -768,26 +799,13 @@ loop(struct server *srv)
 
     while (workers_alive(srv) > 0 || (srv->respawn_at != 0 && !srv->closing)) {
         /* [loop-events] */
-        int timeout = -1;
-        if (srv->closing) {
-            timeout = clock_ms_until(srv->deadline);
-            if (timeout == 0) {
-                log_msg("shutdown: %zu workers still running after %d ms; "
-                        "killing them",
-                        workers_alive(srv), SHUTDOWN_GRACE_MS);
-                return;
-            }
-        } else if (srv->accepting >= 0) {
-            timeout = clock_ms_until(srv->accept_deadline);
-            if (timeout == 0) {
-                log_msg("worker %d did not finish accepting in %d ms",
-                        srv->accepting, ACCEPT_TIMEOUT_MS);
-                rearm_listen(srv);
-                timeout = -1;
-            }
+        int timeout = wait_timeout(srv);
+        if (srv->closing && timeout == 0) {
+            log_msg("shutdown: %zu workers still running after %d ms; "
+                    "killing them",
+                    workers_alive(srv), SHUTDOWN_GRACE_MS);
+            return;
         }
-        timeout = earlier(timeout, retry_forks(srv));
-
         int ready = epoll_wait(srv->epfd, events, EPOLL_BATCH, timeout);
         if (ready < 0) {
             if (errno == EINTR)
