@@ -46,8 +46,10 @@ PORT ?= 4444
 UNIT_TESTS := $(addprefix $(B)/tests/test_,line net outq room)
 # The benchmark's yardstick: a plain epoll chat server, not a chapter.
 PLAIN      := $(B)/bench/plain_epoll
+# Chapter 3's System V sidebar: a segment that outlives its process.
+SYSV_DEMO  := $(B)/sysv/sysv_demo
 
-all: $(STEP_NAMES) $(UNIT_TESTS) $(PLAIN)
+all: $(STEP_NAMES) $(UNIT_TESTS) $(PLAIN) $(SYSV_DEMO)
 
 help:
 	@echo "Targets (chapters present: $(STEP_NAMES))"
@@ -121,6 +123,10 @@ $(B)/tests/test_room: $(B)/obj/tests/unit/test_room.o $(B)/obj/tests/unit/unit.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(PLAIN): $(B)/obj/tests/bench/plain_epoll.o $(COMMON_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(SYSV_DEMO): $(B)/obj/docs/sysv/sysv_demo.o
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
