@@ -63,6 +63,8 @@ help:
 	@echo "  make docs             the Doxygen site in build/docs (fails on any warning)"
 	@echo "  make samples          rerun every session the pages show, into docs/samples/"
 	@echo "                        (after a change to what a server prints; make test checks them)"
+	@echo "  make sysv-demo        a System V segment left by a killed process, and the cure"
+	@echo "                        (IPC_RMID right after shmat), shown with ipcs"
 	@echo "  make site-check       make docs, then every page in headless Chromium at 1280 px:"
 	@echo "                        links, images, sidebar, width; build/docs/screenshots/"
 	@echo "  make bench            every chapter and Redis pub/sub under the same load:"
@@ -190,6 +192,12 @@ samples:
 	@bash tests/deps.sh check nc socat || bash tests/deps.sh install nc socat
 	$(MAKE) --no-print-directory SAN= all
 	@bash tests/docs/samples.sh update
+
+# The transcript of docs/step03.md's System V section, from a real run
+# (docs/sysv/demo.sh); tests/step03/sysv.bats compares the two.
+sysv-demo: $(SYSV_DEMO)
+	@bash tests/deps.sh check ipcs || bash tests/deps.sh install ipcs
+	@bash docs/sysv/demo.sh $(SYSV_DEMO)
 
 # Every page of the site rendered in headless Chromium (tests/docs/).
 site-check:
