@@ -14,8 +14,8 @@
  * removal at once; prints what it found in it and the key and shmid; writes
  * `hello` into it; and waits until a signal ends it. It never calls
  * shmctl(IPC_RMID) later, because a process that is killed never gets to:
- * without `rmid` it leaves its segment behind, as the book's programs do
- * when they die before their clean-up; with `rmid` the segment goes with
+ * without `rmid` it leaves its segment behind, as any program does that
+ * dies before its clean-up; with `rmid` the segment goes with
  * the last process attached, however that process ends. That is the cure
  * chapter 3 applies to POSIX shared memory, with shm_unlink() right after
  * mmap() in shm_room_create().
