@@ -4,10 +4,10 @@
 #
 #   docs/sysv/demo.sh BUILD/sysv/sysv_demo
 #
-# Two runs with the same ftok() key, each killed with SIGKILL: the first
-# leaves its segment behind (nattch 0, still listed), the second finds it
-# again, `hello` and all, marks it IPC_RMID at once, and the segment goes
-# with it. The key is that of a new temporary directory (ftok(".")), so the
+# Two runs with the same ftok() key, each chatting from an input that never
+# ends and killed with SIGKILL: the first leaves its segment behind
+# (nattch 0, still listed), the second finds it again, `hello` and all,
+# marks it IPC_RMID at once, and the segment goes with it. The key is that of a new temporary directory (ftok(".")), so the
 # demo never meets another program's segment, and `ipcs -m` is shown with
 # only this demo's row: other segments on the machine are not its business.
 # Every segment the demo made is removed on the way out, even on failure.
@@ -20,18 +20,23 @@ pid='' id='' key=''
 # never another program's segment that might reuse a freed shmid), and the
 # directory. A segment already gone with the cure makes ipcrm fail: fine.
 cleanup() {
-    [ -z "$pid" ] || kill -KILL "$pid" 2>/dev/null
+    [ -z "$pid" ] || { kill -KILL "$pid" && wait "$pid"; } 2>/dev/null
     [ -z "$key" ] || ipcrm -M "$key" 2>/dev/null
     rm -rf "$dir"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
+# sysv_demo chats from its standard input until that ends: a FIFO that this
+# script holds open (fd 4) and never writes keeps it waiting to be killed.
+mkfifo "$dir/in" || exit 1
+exec 4<>"$dir/in"
+
 # start ARGS...: run sysv_demo ARGS in the background in $dir, show its two
 # lines once printed (5 s at most), note its pid, key and shmid.
 start() {
     echo "\$ sysv_demo $* &"
-    (cd "$dir" && exec "$bin" "$@") >"$dir/out" 2>&1 &
+    (cd "$dir" && exec "$bin" "$@") <"$dir/in" >"$dir/out" 2>&1 4>&- &
     pid=$!
     local tries=0
     until [ "$(grep -c . "$dir/out")" -ge 2 ]; do

@@ -12,10 +12,12 @@
  * `IPC_EXCL`: "find or create"), the key made by `ftok(PATH, 'c')`, or
  * `IPC_PRIVATE` without PATH; attaches it; with `rmid`, marks it for
  * removal at once; prints what it found in it and the key and shmid; writes
- * `hello` into it; and waits until a signal ends it. It never calls
- * shmctl(IPC_RMID) later, because a process that is killed never gets to:
- * without `rmid` it leaves its segment behind, as any program does that
- * dies before its clean-up; with `rmid` the segment goes with
+ * `hello` into it; then copies its standard input to its standard output
+ * (a FIFO, in the book's two-window chat), each line into the segment too,
+ * and at the end of input detaches and, without `rmid`, removes the
+ * segment. A process killed before that end, by SIGKILL or by the SIGPIPE
+ * of a FIFO whose reader is gone, never gets there: without `rmid` it
+ * leaves its segment behind; with `rmid` the segment goes with
  * the last process attached, however that process ends. That is the cure
  * chapter 3 applies to POSIX shared memory, with shm_unlink() right after
  * mmap() in shm_room_create().
@@ -163,15 +165,41 @@ segment_show(const char *p, key_t key, int id)
 }
 
 /**
- * @brief Find or create the segment, show it, write `hello`, wait to die.
+ * @brief One window's half of the chat: copy standard input to standard
+ *        output a line at a time, each line also into the segment.
  *
- * The wait is pause() in a loop, ended only by a signal whose default
- * action ends the process (SIGKILL, SIGTERM, SIGINT, SIGPIPE): the case of
- * a program that never reaches its clean-up.
+ * In the book's two-window exercise standard output is a FIFO the other
+ * window reads. When that window is closed, the next write() to the FIFO
+ * raises SIGPIPE, whose default action ends this process here, before
+ * main() reaches its clean-up. Returns at the end of input.
+ *
+ * @param p the attached segment
+ */
+static void
+chat(char *p)
+{
+    char line[SEG_SIZE];
+
+    while (fgets(line, sizeof line, stdin) != NULL) {
+        snprintf(p, SEG_SIZE, "%s", line);
+        if (fputs(line, stdout) == EOF || fflush(stdout) == EOF)
+            die("write to standard output", "");
+    }
+    if (ferror(stdin))
+        die("read standard input", "");
+}
+
+/**
+ * @brief Find or create the segment, show it, chat, clean up at the end.
+ *
+ * The clean-up, shmdt() and then shmctl(IPC_RMID), comes at the end of
+ * input, the book's order; a process killed while it chats (SIGKILL, or
+ * SIGPIPE from a FIFO nobody reads) never gets there. With `rmid` the
+ * segment was marked at the start, and the end has nothing to remove.
  *
  * @param argc argument count
  * @param argv `[rmid] [PATH]`
- * @return never returns normally
+ * @return 0 at the end of input; exits 1 on a failure, 2 on a bad argument
  */
 int
 main(int argc, char **argv)
@@ -197,9 +225,13 @@ main(int argc, char **argv)
         segment_mark_removed(id);
     segment_show(p, key, id);
     snprintf(p, SEG_SIZE, "hello");
+    chat(p);
 
+    if (shmdt(p) == -1)
+        die("shmdt", "");
     /* Book pitfall: shmctl(IPC_RMID) left for the end is never reached by
      * a killed process -- guarded by tests/step03/sysv.bats. */
-    for (;;)
-        pause();
+    if (!rmid)
+        segment_mark_removed(id);
+    return 0;
 }

@@ -1,9 +1,10 @@
 #!/usr/bin/env bats
 # Chapter 3's sidebar "System V shared memory beside POSIX" (book 13.6.1 to
 # 13.6.3, 13.8): a segment outlives a killed process unless shmctl(IPC_RMID)
-# came first, shown by docs/sysv/sysv_demo.c and `make sysv-demo`, whose
-# transcript is the page's. Each test makes its own segments (IPC_PRIVATE,
-# or ftok() of its own temporary directory) and removes only those.
+# came first, whether SIGKILL or the SIGPIPE of a FIFO nobody reads ends it,
+# shown by docs/sysv/sysv_demo.c and `make sysv-demo`, whose transcript is
+# the page's. Each test makes its own segments (IPC_PRIVATE, or ftok() of
+# its own temporary directory) and removes only those.
 
 # SC2154: bats's run sets stderr. SC2317: bats calls the teardown that
 # setup defines.
@@ -34,15 +35,21 @@ remove_segments() {
     done
 }
 
-# demo_start NAME ARGS...: run sysv_demo ARGS in $BATS_TEST_TMPDIR, wait for
-# its "key ... shmid N" line; sets DEMO_PID and DEMO_ID, output in NAME.out.
+# demo_start NAME ARGS...: run sysv_demo ARGS in $BATS_TEST_TMPDIR, its
+# standard input the FIFO NAME.in, held open by the test (fd DEMO_IN) so
+# that it chats until killed, its standard output NAME.out or, if set,
+# DEMO_STDOUT (then NAME.out is the file its reader fills); wait for its
+# "key ... shmid N" line. Sets DEMO_PID and DEMO_ID.
 demo_start() {
     local name=$1
     shift
-    local out=$BATS_TEST_TMPDIR/$name.out
-    (cd "$BATS_TEST_TMPDIR" && exec "$DEMO" "$@") >"$out" 2>&1 3>&- &
+    local in=$BATS_TEST_TMPDIR/$name.in out=$BATS_TEST_TMPDIR/$name.out
+    mkfifo "$in"
+    exec {DEMO_IN}<>"$in"
+    (cd "$BATS_TEST_TMPDIR" && exec "$DEMO" "$@") <"$in" \
+        >"${DEMO_STDOUT:-$out}" 2>>"$out" 3>&- {DEMO_IN}>&- &
     DEMO_PID=$!
-    bg_track "$DEMO_PID"
+    BG_PIDS+=("$DEMO_PID")
     wait_until "sysv_demo $*: key and shmid" grep -q '^key ' "$out" ||
         { cat "$out" >&2; return 1; }
     DEMO_ID=$(sed -n 's/^key 0x[0-9a-f]* shmid \([0-9]*\)$/\1/p' "$out")
@@ -51,11 +58,11 @@ demo_start() {
     SEG_PIDS+=("$DEMO_PID")
 }
 
-# demo_kill: SIGKILL the running sysv_demo, as a crash would, and wait
-# until it is gone (and so detached).
+# demo_kill: SIGKILL the running sysv_demo, as a crash would, and reap it
+# (so it is detached).
 demo_kill() {
     kill -KILL "$DEMO_PID"
-    wait_for_exit "$DEMO_PID"
+    wait "$DEMO_PID" || true
 }
 
 # seg_field ID NAME: a field of `ipcs -m -i ID` (cpid, nattch, mode...), or
@@ -118,6 +125,42 @@ normalize() {
     assert_line --index 0 'found "hello"'
     demo_kill
     assert_equal "$(seg_field "$first_id" cpid)" ""
+}
+
+@test "book pitfall: the other window closed -- write() to its FIFO raises SIGPIPE before the clean-up, and the segment stays" {
+    mkfifo "$BATS_TEST_TMPDIR/talk"
+    # The other window: reads the FIFO until it is closed.
+    cat "$BATS_TEST_TMPDIR/talk" >"$BATS_TEST_TMPDIR/chat.out" 3>&- &
+    local reader=$!
+    BG_PIDS+=("$reader")
+    DEMO_STDOUT=$BATS_TEST_TMPDIR/talk demo_start chat
+    echo "hi" >&"$DEMO_IN"
+    wait_for_line "$BATS_TEST_TMPDIR/chat.out" "hi"
+    kill "$reader"
+    wait "$reader" || true
+    echo "anyone there?" >&"$DEMO_IN"
+    local status=0
+    wait "$DEMO_PID" || status=$?
+    assert_equal "$status" $((128 + 13)) # SIGPIPE
+    run ipcs -m -i "$DEMO_ID"
+    assert_line --regexp "^bytes=5120	lpid=[0-9]+	cpid=$DEMO_PID	nattch=0$"
+}
+
+@test "at the end of its input the book's order cleans up: shmdt, then IPC_RMID" {
+    local out=$BATS_TEST_TMPDIR/end.out
+    "$DEMO" <<<"bye" >"$out" 2>&1 3>&- &
+    local pid=$! status=0
+    wait "$pid" || status=$?
+    run cat "$out"
+    assert_line --index 0 'found ""'
+    assert_line --index 2 'bye'
+    local id
+    id=$(sed -n 's/^key 0x00000000 shmid \([0-9]*\)$/\1/p' "$out")
+    [ -n "$id" ] || fail "no IPC_PRIVATE key and shmid line"
+    SEG_IDS+=("$id") SEG_PIDS+=("$pid")
+    assert_equal "$status" 0
+    run ipcs -m -i "$id"
+    assert_output "ipcs: id $id not found"
 }
 
 @test "make sysv-demo prints the transcript docs/step03.md shows, and leaves no segment" {
