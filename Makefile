@@ -46,8 +46,10 @@ PORT ?= 4444
 UNIT_TESTS := $(addprefix $(B)/tests/test_,line net outq room)
 # The benchmark's yardstick: a plain epoll chat server, not a chapter.
 PLAIN      := $(B)/bench/plain_epoll
+# Chapter 3's System V sidebar: a segment that outlives its process.
+SYSV_DEMO  := $(B)/sysv/sysv_demo
 
-all: $(STEP_NAMES) $(UNIT_TESTS) $(PLAIN)
+all: $(STEP_NAMES) $(UNIT_TESTS) $(PLAIN) $(SYSV_DEMO)
 
 help:
 	@echo "Targets (chapters present: $(STEP_NAMES))"
@@ -61,6 +63,8 @@ help:
 	@echo "  make docs             the Doxygen site in build/docs (fails on any warning)"
 	@echo "  make samples          rerun every session the pages show, into docs/samples/"
 	@echo "                        (after a change to what a server prints; make test checks them)"
+	@echo "  make sysv-demo        a System V segment left by a killed process, and the cure"
+	@echo "                        (IPC_RMID right after shmat), shown with ipcs"
 	@echo "  make site-check       make docs, then every page in headless Chromium at 1280 px:"
 	@echo "                        links, images, sidebar, width; build/docs/screenshots/"
 	@echo "  make bench            every chapter and Redis pub/sub under the same load:"
@@ -124,6 +128,10 @@ $(PLAIN): $(B)/obj/tests/bench/plain_epoll.o $(COMMON_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(SYSV_DEMO): $(B)/obj/docs/sysv/sysv_demo.o
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
 
 compile_commands.json:
@@ -184,6 +192,12 @@ samples:
 	@bash tests/deps.sh check nc socat || bash tests/deps.sh install nc socat
 	$(MAKE) --no-print-directory SAN= all
 	@bash tests/docs/samples.sh update
+
+# The transcript of docs/step03.md's System V section, from a real run
+# (docs/sysv/demo.sh); tests/step03/sysv.bats compares the two.
+sysv-demo: $(SYSV_DEMO)
+	@bash tests/deps.sh check ipcs || bash tests/deps.sh install ipcs
+	@bash docs/sysv/demo.sh $(SYSV_DEMO)
 
 # Every page of the site rendered in headless Chromium (tests/docs/).
 site-check:

@@ -36,6 +36,8 @@ declare -A PKG=(
     [dot]=graphviz
     [perl]=perl-base
     [script]=bsdutils
+    [ipcs]=util-linux
+    [ipcrm]=util-linux
     [cppcheck]=cppcheck
     [clang-tidy]=clang-tidy
     [shellcheck]=shellcheck
@@ -54,7 +56,7 @@ declare -A PKG=(
 # make lint runs (cppcheck,
 # clang-tidy and shellcheck), make valgrind and make compile_commands.json.
 ORDER=(bats bats-support bats-assert parallel socat nc telnet doxygen dot perl
-    script cppcheck clang-tidy shellcheck valgrind bear)
+    script ipcs ipcrm cppcheck clang-tidy shellcheck valgrind bear)
 
 # present TOOL: is TOOL usable?
 present() {
