@@ -112,25 +112,33 @@ reader_start() {
     assert_failure
 }
 
-# stop_reader_for SECONDS: a flood while a fast reader is stopped (SIGSTOP)
-# for SECONDS, then continued.
+# stop_reader_for SECONDS [first]: a flood while a fast reader is stopped
+# (SIGSTOP) for SECONDS, then continued. The reader is stopped once it has
+# read 100 lines of the flood, or, with "first", just before the flood
+# starts: a reader that must be dropped cannot then have read the whole
+# flood before the stop, however the machine schedules this shell.
 stop_reader_for() {
     server_start -n 10
     client_join a socat
     client_join fast socat
     client_join stopped socat
     expect fast "* user3 joined"
-    flood_start
-    wait_until "the flood to be under way" \
-        eval "[ \$(grep -c '^user1: ' '$(out_of stopped)') -ge 100 ]"
-    kill -STOP "${CLIENT_PID[stopped]}"
+    if [ "${2:-}" = first ]; then
+        kill -STOP "${CLIENT_PID[stopped]}"
+        flood_start
+    else
+        flood_start
+        wait_until "the flood to be under way" \
+            eval "[ \$(grep -c '^user1: ' '$(out_of stopped)') -ge 100 ]"
+        kill -STOP "${CLIENT_PID[stopped]}"
+    fi
     # The fault itself lasts this long; this is no wait for a condition.
     sleep "$1"
     kill -CONT "${CLIENT_PID[stopped]}"
 }
 
 @test "a reader stopped for 3 s during a flood is dropped, and the room goes on" {
-    stop_reader_for 3
+    stop_reader_for 3 first
     expect fast "* user3 left"
     wait_until "the fast reader to hear the whole flood" has_all fast
     run heard_all fast
