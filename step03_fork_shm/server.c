@@ -13,6 +13,11 @@
  * which copy the new lines from shared memory to their clients. Signals,
  * SIGCHLD now among them, still arrive through chapter 2's pipe.
  *
+ * This file is the parent's loop, its signals, status and shutdown, and
+ * main(); its management of the children (a slot and a child per client,
+ * reaping, the leave notices) is children.c, and `struct server`
+ * children.h.
+ *
  * What this step does differently from the book:
  * - a ring of messages per client with sequence numbers and a cursor per
  *   reader, instead of one buffer per client that the next message
@@ -38,6 +43,7 @@
  */
 #include "args.h"
 #include "child.h"
+#include "children.h"
 #include "clock.h"
 #include "conn.h"
 #include "log.h"
@@ -54,7 +60,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -71,43 +76,9 @@
 /* [constants] */
 
 /* [types] */
-/** One user, served by one child process. A slot with pid 0 is free. */
-struct client {
-    pid_t pid; /**< its child, 0 when the slot is free */
-    int fd; /**< parent's end of the socketpair, -1 once closed */
-    unsigned long id; /**< lifetime-unique: user<id> */
-    size_t live; /**< its index in server.live while online */
-};
-
-/** The parent: the listening socket, the children, the event loop. */
-struct server {
-    int epfd; /**< the epoll instance */
-    int listen_fd; /**< the listening socket, -1 once closing */
-    int sig_fd; /**< read end of the signal pipe */
-    int spare_fd; /**< spare descriptor, spent when out of fds */
-    size_t limit; /**< most users at once (`-n`) */
-    size_t online; /**< users in the room (children alive) */
-    unsigned long next_id; /**< id of the last user admitted */
-    struct client *clients; /**< #limit slots, touched only once used */
-    size_t *live; /**< slots of the users online, dense: walks visit these */
-    size_t used; /**< slots ever handed out: [0, used) */
-    size_t *free_slots; /**< stack of freed slots, all below #used */
-    size_t nfree; /**< entries on #free_slots */
-    struct shm_room *shm; /**< the shared rings, one per slot */
-    char shm_name[64]; /**< its (already unlinked) name */
-    struct shm_view view; /**< a newcomer's start, inherited at fork */
-    int bell_fd; /**< datagram socket for ringing doorbells */
-    bool news; /**< a join or a leave written in this pass: ring the bells */
-    bool bells_owed; /**< a sleeper could not be poked yet: try again */
-    unsigned long slow; /**< children that left as slow readers (SIGHUP) */
-    long long started; /**< start time, for the uptime (SIGHUP) */
-    bool closing; /**< SIGINT/SIGTERM seen: waiting for the children */
-    long long deadline; /**< when a graceful shutdown gives up */
-};
-
 /** Both ends of the signal pipe: the handler writes [1], the loop reads
  * [0]. A global because a signal handler can reach nothing else. */
-static int sig_pipefd[2];
+int sig_pipefd[2];
 
 /** epoll tokens of the two descriptors that are not children; a child's
  * token is its slot. */
@@ -125,7 +96,7 @@ static char token_signal;
  * @return 0, or -1 with errno set.
  */
 /* [watch] */
-static int
+int
 watch(struct server *srv, int fd, uint32_t events, void *token)
 {
     struct epoll_event ev = {.events = events, .data.ptr = token};
@@ -187,220 +158,6 @@ server_init(struct server *srv, int listen_fd, size_t limit)
 /* [server-init] */
 
 /**
- * @brief Writes a notice ("* user3 left") into a slot's ring.
- *
- * The parent writes a ring only while no child does: the join before the
- * slot's child is forked (join_slot()), the leave after it has been
- * reaped. So each ring keeps a single writer, and a user's join, messages
- * and leave reach every reader in that order. The sleepers are poked once
- * at the end of the loop's pass, for every notice written in it.
- * @param srv  the server.
- * @param slot the ring.
- * @param id   the user who left.
- */
-/* [notice] */
-static void
-notice_left(struct server *srv, size_t slot, unsigned long id)
-{
-    char line[PROTO_LINE_MAX];
-
-    ring_put(srv->shm, slot, line, proto_left(line, id));
-    srv->news = true;
-}
-/* [notice] */
-
-/**
- * @brief Makes @p slot a reader, and writes its user's join, before the
- *        fork.
- *
- * The join is the first record of the user in its ring, before any of its
- * messages, and it is written before anything that may fail: whatever
- * ends the child, the parent announces the user as left -- a client that
- * resets before its welcome is written included (tests/faults/flood.bats).
- * The parent writes it, not the child, so that a burst of joins wakes the
- * room once per pass of the parent's loop, not once per join: each join
- * is news to every child.
- * @param srv  the server.
- * @param slot the newcomer's slot, its ring without a writer.
- * @param id   the newcomer's id.
- */
-static void
-join_slot(struct server *srv, size_t slot, unsigned long id)
-{
-    char line[PROTO_LINE_MAX];
-
-    /* The child reads every ring from its current end, and writers wait
-     * for it from now on. */
-    shm_reader_start(srv->shm, slot, &srv->view);
-    ring_put(srv->shm, slot, line, proto_joined(line, id));
-    srv->news = true;
-}
-
-/**
- * @brief In a new child: drops everything of the parent's but its share.
- *
- * fork() copies every descriptor. A child holding the listening socket or
- * the parent's ends of other children's socketpairs would keep them open
- * after the parent closed them or died (those children would never see
- * end of stream from a dead parent), and signal handlers would write into
- * the parent's signal pipe. Signals are
- * blocked across fork() until this has run.
- * @param srv  the parent's state, as copied into the child.
- * @param mine the parent's end of this child's own socketpair.
- */
-/* [child-setup] */
-static void
-child_setup(struct server *srv, int mine)
-{
-    static const int parent_only[] = {SIGINT, SIGHUP, SIGCHLD};
-    struct sigaction dfl = {.sa_handler = SIG_DFL};
-    struct sigaction ign = {.sa_handler = SIG_IGN};
-
-    /* Ctrl-C and a hang-up reach the whole process group; the parent
-     * handles them for everyone and tells the children over the
-     * socketpair. SIGTERM sent to a child alone ends that child. */
-    sigaction(SIGTERM, &dfl, NULL);
-    for (size_t i = 0; i < sizeof parent_only / sizeof parent_only[0]; i++)
-        sigaction(parent_only[i], parent_only[i] == SIGCHLD ? &dfl : &ign,
-                  NULL);
-
-    close(mine);
-    if (srv->listen_fd >= 0)
-        close(srv->listen_fd);
-    close(srv->spare_fd);
-    close(srv->epfd);
-    close(srv->bell_fd);
-    close(srv->shm->fd);
-    close(sig_pipefd[0]);
-    close(sig_pipefd[1]);
-    /* Book pitfall (15.3's pool has it too): a child keeps the parent's
-     * ends of the earlier children's socketpairs, so when the parent dies
-     * those children never see their socketpair close. */
-    for (size_t i = 0; i < srv->online; i++)
-        if (srv->clients[srv->live[i]].fd >= 0)
-            close(srv->clients[srv->live[i]].fd);
-}
-/* [child-setup] */
-
-/**
- * @brief A random name for a new child's doorbell.
- *
- * Abstract socket names can be seen by every local user
- * (/proc/net/unix); a name drawn at random for each child cannot be
- * taken by someone else before the child binds it.
- * @return 64 random bits (from the clock and a counter, if the kernel
- *         has no randomness to give yet: still unique).
- */
-static uint64_t
-bell_name(void)
-{
-    static uint64_t count;
-    uint64_t v;
-
-    if (getrandom(&v, sizeof v, GRND_NONBLOCK) == (ssize_t)sizeof v)
-        return v;
-    return ((uint64_t)clock_ms() << 20) ^ ((uint64_t)getpid() << 44) ^ ++count;
-}
-
-/**
- * @brief Picks the slot for a newcomer: a freed one, or the next never
- *        used.
- *
- * Freed slots are reused first, so the slots ever used -- and the pages
- * behind them -- grow only with the largest room there has been. A slot
- * used for the first time gets its ring reserved now (shm_slot_reserve()):
- * if /dev/shm cannot supply it, the newcomer is refused, and nobody dies
- * of SIGBUS later. The slot's doorbell gets a new name, the new child's.
- * @param srv  the server.
- * @param slot receives the slot.
- * @return 0, or -1 with errno set.
- */
-static int
-take_slot(struct server *srv, size_t *slot)
-{
-    if (srv->nfree > 0) {
-        *slot = srv->free_slots[srv->nfree - 1];
-    } else {
-        *slot = srv->used;
-        int err = shm_slot_reserve(srv->shm, *slot);
-        if (err != 0) {
-            errno = err;
-            return -1;
-        }
-    }
-    srv->shm->bell[*slot] = bell_name();
-    return 0;
-}
-
-/**
- * @brief Admits a new connection: a slot, an id, and a child process to
- *        serve it (which writes the join and the welcome).
- * @param srv the server.
- * @param fd  the accepted socket; the parent closes its copy.
- */
-/* [join] */
-static void
-client_add(struct server *srv, int fd)
-{
-    int sv[2];
-    size_t slot;
-    sigset_t all, old;
-
-    if (srv->online == srv->limit) {
-        trace_add(": room full, refused fd %d", fd);
-        conn_refuse(fd);
-        return;
-    }
-    if (take_slot(srv, &slot) < 0 ||
-        socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-        log_errno("cannot make room for a new client");
-        conn_refuse(fd);
-        return;
-    }
-    struct client *c = &srv->clients[slot];
-    join_slot(srv, slot, ++srv->next_id);
-    struct child_start cs = {.client_fd = fd,
-                             .parent_fd = sv[1],
-                             .slot = slot,
-                             .id = srv->next_id,
-                             .online = srv->online + 1,
-                             .parent = getpid(),
-                             .shm = srv->shm,
-                             .view = srv->view};
-    sigfillset(&all);
-    sigprocmask(SIG_BLOCK, &all, &old);
-    pid_t pid = fork();
-    if (pid == 0) {
-        child_setup(srv, sv[0]);
-        sigprocmask(SIG_SETMASK, &old, NULL);
-        run_child(&cs);
-    }
-    sigprocmask(SIG_SETMASK, &old, NULL);
-    close(sv[1]);
-    if (pid < 0) {
-        log_errno("cannot fork a child for a new client");
-        shm_reader_stop(srv->shm, slot);
-        notice_left(srv, slot, srv->next_id);
-        close(sv[0]);
-        conn_refuse(fd);
-        return;
-    }
-    close(fd); /* the child serves it; our copy would keep it open */
-
-    if (slot == srv->used)
-        srv->used++;
-    else
-        srv->nfree--;
-    *c = (struct client){
-        .pid = pid, .fd = sv[0], .id = srv->next_id, .live = srv->online};
-    srv->live[srv->online++] = slot;
-    if (net_set_nonblock(c->fd) < 0 || watch(srv, c->fd, EPOLLIN, c) < 0)
-        log_errno("cannot watch user%lu's socketpair", c->id);
-    trace_add(": user%lu in child %ld", c->id, (long)pid);
-}
-/* [join] */
-
-/**
  * @brief The listening socket is readable: accept every waiting connection.
  *
  * The listening socket is nonblocking, so the loop ends at EAGAIN instead
@@ -417,109 +174,6 @@ on_accept(struct server *srv)
         client_add(srv, fd);
 }
 /* [accept] */
-
-/**
- * @brief A child's socketpair is readable: the child died.
- *
- * Children send nothing on it (their news goes to the other children
- * directly, through the doorbells); end of stream means the child is
- * gone: its socketpair is closed here, and the slot waits for SIGCHLD
- * and reap_children().
- * @param c the child's slot.
- */
-/* [read] */
-static void
-on_child(struct client *c)
-{
-    char buf[256];
-
-    for (;;) {
-        ssize_t n = recv(c->fd, buf, sizeof buf, 0);
-        if (n > 0)
-            continue; /* nothing is said here; drain it anyway */
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return;
-        trace_add(" closed");
-        close(c->fd); /* also leaves the epoll set */
-        c->fd = -1;
-        return;
-    }
-}
-/* [read] */
-
-/**
- * @brief Sends one byte to every child: the order to shut down.
- *
- * Only the users online are visited. Pokes for news no longer come from
- * the parent: writers ring the sleepers' doorbells themselves.
- * @param srv the server.
- * @param cmd 'Q' to shut down.
- */
-/* [poke] */
-static void
-poke_children(struct server *srv, char cmd)
-{
-    for (size_t i = 0; i < srv->online; i++) {
-        struct client *c = &srv->clients[srv->live[i]];
-        if (c->fd >= 0 &&
-            send(c->fd, &cmd, 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
-            errno != EAGAIN && errno != EWOULDBLOCK && cmd == 'Q')
-            log_errno("cannot tell user%lu's child to quit", c->id);
-    }
-}
-/* [poke] */
-
-/**
- * @brief SIGCHLD: reaps every dead child, announces its user, frees its
- *        slot.
- *
- * Signals merge, so one SIGCHLD may stand for several children: waitpid()
- * with WNOHANG runs until no dead child is left. Only now, with the child
- * gone, can its slot be given to someone else.
- * @param srv the server.
- */
-/* [reap] */
-static void
-reap_children(struct server *srv)
-{
-    int status;
-    pid_t pid;
-
-    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        /* Book pitfall: sub_process[pid] is a table indexed by raw pid,
-         * far beyond PROCESS_LIMIT on any modern system. A scan of the
-         * users online finds the child -- guarded by
-         * tests/step03/children.bats. */
-        size_t k = 0;
-        while (k < srv->online && srv->clients[srv->live[k]].pid != pid)
-            k++;
-        if (k == srv->online)
-            continue; /* not a child of a slot */
-        size_t slot = srv->live[k];
-        struct client *c = &srv->clients[slot];
-        if (c->fd >= 0)
-            close(c->fd);
-        trace_add("; user%lu's child %ld %s %d", c->id, (long)pid,
-                  WIFSIGNALED(status) ? "killed by signal" : "exited",
-                  WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-        if (WIFEXITED(status) && WEXITSTATUS(status) == CHILD_EXIT_SLOW)
-            srv->slow++;
-        shm_reader_stop(srv->shm, slot);
-        if (!srv->closing)
-            notice_left(srv, slot, c->id);
-        c->pid = 0;
-        c->fd = -1;
-        /* Swap-remove: the last user online takes the leaver's place. */
-        srv->live[k] = srv->live[--srv->online];
-        srv->clients[srv->live[k]].live = k;
-        srv->free_slots[srv->nfree++] = slot;
-    }
-    if (pid < 0 && errno != ECHILD)
-        log_errno("waitpid");
-}
-/* [reap] */
 
 /**
  * @brief The signal handler: puts the signal number into the pipe.

@@ -12,6 +12,10 @@
  * on with its own epoll loop. The workers share one room through shared
  * memory (shm.c): a ring of messages per worker, read by all the others.
  *
+ * This file is the parent's loop, its signals, status and shutdown, and
+ * main(); its management of the workers (forking, reaping and replacing
+ * them) is children.c, and `struct server` children.h.
+ *
  * What this step does differently from the book's processpool.h:
  * - the worker accepts until EAGAIN, not once per notification, and the
  *   parent's listening socket is EPOLLONESHOT, re-armed when the worker
@@ -39,6 +43,7 @@
 #include "proto.h"
 #include "shm.h"
 #include "child.h"
+#include "children.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -63,45 +68,12 @@
 #define ACCEPT_TIMEOUT_MS 1000
 /** Events taken from one epoll_wait(). */
 #define EPOLL_BATCH 64
-/** How long the parent waits before it tries again to fork a worker it
- * could not replace (fork() failed: out of processes or memory). */
-#define RESPAWN_RETRY_MS 200
 /* [constants] */
 
 /* [types] */
-/** One worker process of the pool. */
-struct worker_slot {
-    pid_t pid; /**< its pid, 0 while it is being replaced */
-    int fd; /**< parent's end of the socketpair, -1 once closed */
-    unsigned fork_failures; /**< failed tries to replace it, in a row; while
-                               non-zero (and pid 0) it waits for a retry */
-};
-
-/** The parent: the listening socket, the pool, the event loop. */
-struct server {
-    int epfd; /**< the epoll instance */
-    int listen_fd; /**< the listening socket, -1 once closing */
-    int sig_fd; /**< read end of the signal pipe */
-    size_t limit; /**< most users at once, room-wide */
-    size_t nworkers; /**< the pool's size (`-w`) */
-    struct worker_slot *workers; /**< #nworkers slots */
-    size_t next; /**< round-robin: the next worker to accept */
-    int accepting; /**< the worker told to accept, or -1 */
-    long long accept_deadline; /**< when to stop waiting for it */
-    bool parked; /**< listening socket left disarmed: no worker to accept */
-    long long respawn_at; /**< when to retry the failed forks, 0 for none */
-    struct shm_room *shm; /**< the shared rings and books */
-    char shm_name[64]; /**< its (already unlinked) name */
-    int *bells; /**< [worker]: its doorbell, for the life of the server */
-    bool news; /**< a ring grew in this pass: ring the doorbells */
-    long long started; /**< start time, for the uptime (SIGHUP) */
-    bool closing; /**< SIGINT/SIGTERM seen: waiting for the workers */
-    long long deadline; /**< when a graceful shutdown gives up */
-};
-
 /** Both ends of the signal pipe: the handler writes [1], the loop reads
  * [0]. A global because a signal handler can reach nothing else. */
-static int sig_pipefd[2];
+int sig_pipefd[2];
 
 /** epoll tokens of the two descriptors that are not workers; a worker's
  * token is its slot. */
@@ -119,7 +91,7 @@ static char token_signal;
  * @return 0, or -1 with errno set.
  */
 /* [watch] */
-static int
+int
 watch(struct server *srv, int fd, uint32_t events, void *token)
 {
     struct epoll_event ev = {.events = events, .data.ptr = token};
@@ -134,7 +106,7 @@ watch(struct server *srv, int fd, uint32_t events, void *token)
  * @param srv the server.
  */
 /* [rearm] */
-static void
+void
 rearm_listen(struct server *srv)
 {
     struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT,
@@ -146,102 +118,6 @@ rearm_listen(struct server *srv)
         log_errno("cannot re-arm the listening socket");
 }
 /* [rearm] */
-
-/**
- * @brief In a new worker: drops everything of the parent's but its share.
- *
- * fork() copies every descriptor. A worker holding another worker's
- * socketpair end would keep it open after that worker died, and signal
- * handlers would write into the parent's signal pipe. Signals are blocked
- * across fork() until this has run.
- * @param srv  the parent's state, as copied into the worker.
- * @param mine the parent's end of this worker's own socketpair.
- */
-/* [child-setup] */
-static void
-child_setup(struct server *srv, int mine)
-{
-    static const int parent_only[] = {SIGINT, SIGHUP, SIGCHLD};
-    struct sigaction dfl = {.sa_handler = SIG_DFL};
-    struct sigaction ign = {.sa_handler = SIG_IGN};
-
-    /* Ctrl-C and a hang-up reach the whole process group; the parent
-     * handles them for everyone and tells the workers. SIGTERM sent to a
-     * worker alone ends that worker (and the parent replaces it). */
-    sigaction(SIGTERM, &dfl, NULL);
-    for (size_t i = 0; i < sizeof parent_only / sizeof parent_only[0]; i++)
-        sigaction(parent_only[i], parent_only[i] == SIGCHLD ? &dfl : &ign,
-                  NULL);
-
-    close(mine);
-    close(srv->epfd);
-    close(sig_pipefd[0]);
-    close(sig_pipefd[1]);
-    /* Book pitfall (15.3): each child keeps the parent's ends of the
-     * earlier children's socketpairs. The doorbells (srv->bells) stay:
-     * a worker rings the others' and sleeps on its own. */
-    for (size_t i = 0; i < srv->nworkers; i++)
-        if (srv->workers[i].fd >= 0)
-            close(srv->workers[i].fd);
-}
-/* [child-setup] */
-
-/**
- * @brief Forks worker @p i, or replaces it after its death.
- * @param srv the server.
- * @param i   the worker's index: its ring, its rows of the tables.
- * @return 0, or -1 if no process could be made.
- */
-/* [spawn] */
-static int
-spawn_worker(struct server *srv, size_t i)
-{
-    int sv[2];
-    sigset_t all, old;
-
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-        log_errno("cannot create a socketpair for worker %zu", i);
-        return -1;
-    }
-    struct child_start cs = {.index = i,
-                             .listen_fd = srv->listen_fd,
-                             .parent_fd = sv[1],
-                             .limit = srv->limit,
-                             .parent = getpid(),
-                             .shm = srv->shm,
-                             .bells = srv->bells};
-    /* The worker reads every ring from its current end; writers wait for
-     * it from now on. */
-    shm_reader_start(srv->shm, i);
-    sigfillset(&all);
-    sigprocmask(SIG_BLOCK, &all, &old);
-    pid_t pid = fork();
-    if (pid == 0) {
-        child_setup(srv, sv[0]);
-        sigprocmask(SIG_SETMASK, &old, NULL);
-        run_child(&cs);
-    }
-    sigprocmask(SIG_SETMASK, &old, NULL);
-    close(sv[1]);
-    if (pid < 0) {
-        log_errno("cannot fork worker %zu", i);
-        shm_reader_stop(srv->shm, i);
-        close(sv[0]);
-        return -1;
-    }
-    srv->workers[i].pid = pid;
-    srv->workers[i].fd = sv[0];
-    if (net_set_nonblock(sv[0]) < 0 ||
-        watch(srv, sv[0], EPOLLIN, &srv->workers[i]) < 0)
-        log_errno("cannot watch worker %zu's socketpair", i);
-    trace_add("; worker %zu is pid %ld", i, (long)pid);
-    if (srv->parked) {
-        srv->parked = false; /* someone can accept again */
-        rearm_listen(srv);
-    }
-    return 0;
-}
-/* [spawn] */
 
 /**
  * @brief Creates the pool: tables, shared memory, loop, workers.
@@ -359,239 +235,6 @@ on_accept(struct server *srv)
     rearm_listen(srv);
 }
 /* [accept] */
-
-/**
- * @brief A worker wrote: "done accepting", or death.
- *
- * News in a ring does not come here: the workers ring each other's
- * doorbells themselves (ring_bells() in child.c).
- * @param srv the server.
- * @param i   the worker.
- */
-/* [read] */
-static void
-on_worker(struct server *srv, size_t i)
-{
-    struct worker_slot *wk = &srv->workers[i];
-    char buf[256];
-
-    for (;;) {
-        ssize_t n = recv(wk->fd, buf, sizeof buf, 0);
-        if (n > 0) {
-            for (ssize_t k = 0; k < n; k++) {
-                if (buf[k] == 'D' && srv->accepting == (int)i) {
-                    trace_add(" done accepting");
-                    rearm_listen(srv);
-                }
-            }
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return;
-        trace_add(" closed");
-        close(wk->fd); /* also leaves the epoll set */
-        wk->fd = -1;
-        if (srv->accepting == (int)i)
-            rearm_listen(srv);
-        return;
-    }
-}
-/* [read] */
-
-/**
- * @brief Tells every worker a command over its socketpair.
- *
- * Only 'Q' (shut down) now: news in the rings rings the doorbells.
- * @param srv the server.
- * @param cmd 'Q' to shut down.
- */
-/* [poke] */
-static void
-poke_children(struct server *srv, char cmd)
-{
-    for (size_t i = 0; i < srv->nworkers; i++) {
-        struct worker_slot *wk = &srv->workers[i];
-        if (wk->fd >= 0 &&
-            send(wk->fd, &cmd, 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
-            errno != EAGAIN && errno != EWOULDBLOCK && cmd == 'Q')
-            log_errno("cannot tell worker %zu to quit", i);
-    }
-}
-/* [poke] */
-
-/**
- * @brief Tells the room that the users of dead worker @p i have left.
- *
- * Their connections died with the worker; its row of the users table
- * still lists them. The parent publishes their leaves in the dead
- * worker's ring itself, as soon as it has reaped it: until a replacement
- * is forked the ring has no writer, and the replacement may be long in
- * coming (fork() fails while the machine is out of processes). Meanwhile
- * the room must not list users who are gone: a newcomer is told the
- * count, and the users' ids must not hold seats of the user limit.
- *
- * The count goes down before the leaves are published: a newcomer who
- * joins after someone heard a leave is never told a count with the
- * leaver in it. A ring
- * still full of records the other workers have not read takes what fits;
- * the rest stays in the row for the next try (#RESPAWN_RETRY_MS) or for
- * the replacement (announce_predecessor() in child.c).
- * @param srv the server.
- * @param i   the dead worker; no process may own its ring now.
- */
-/* [announce-leaves] */
-static void
-announce_leaves(struct server *srv, size_t i)
-{
-    struct shm_room *shm = srv->shm;
-    _Atomic unsigned long *users = shm_users(shm, i);
-    size_t room = ring_room(shm, i), listed = 0, told = 0;
-    char msg[PROTO_LINE_MAX];
-
-    for (size_t k = 0; k < shm->users_cap; k++)
-        listed += atomic_load(&users[k]) != 0;
-    if (listed == 0 && atomic_load(&shm->online[i]) == 0)
-        return;
-    atomic_store(&shm->online[i], listed - (listed < room ? listed : room));
-    for (size_t k = 0; k < shm->users_cap && told < room; k++) {
-        unsigned long id = atomic_load(&users[k]);
-        if (id == 0)
-            continue;
-        ring_put(&shm->rings[i], msg, proto_left(msg, id));
-        atomic_store(&users[k], 0);
-        told++;
-    }
-    if (told > 0)
-        srv->news = true; /* ring the doorbells: they copy the leaves */
-    /* A trace, not a warning: with the fork failing, this runs on every
-     * try. */
-    trace_add("; %zu users of worker %zu announced as left, %zu wait for "
-              "room in its ring",
-              told, i, listed - told);
-}
-/* [announce-leaves] */
-
-/**
- * @brief Announces dead worker @p i's users and forks its replacement; if
- *        that fails, arms the retry timer.
- *
- * The failure is logged once per streak of failed tries of that worker,
- * with its cause, and the streak's end once: a machine out of processes
- * for a minute must not fill the log with 300 lines.
- * @param srv the server.
- * @param i   the dead worker.
- */
-/* [replace] */
-static void
-replace_worker(struct server *srv, size_t i)
-{
-    struct worker_slot *wk = &srv->workers[i];
-    char why[256];
-
-    announce_leaves(srv, i);
-    log_catch(true); /* spawn_worker()'s reason, for one line per streak */
-    int rc = spawn_worker(srv, i);
-    snprintf(why, sizeof why, "%s", log_caught());
-    log_catch(false);
-    if (rc == 0) {
-        /* A warning of a worker that runs (log.h: "no reason given" is
-         * what log_caught() says when nothing was kept). */
-        if (strcmp(why, "no reason given") != 0)
-            log_msg("%s", why);
-        if (wk->fork_failures > 0)
-            log_msg("worker %zu replaced after %u failed tries", i,
-                    wk->fork_failures);
-        wk->fork_failures = 0;
-        return;
-    }
-    if (wk->fork_failures++ == 0)
-        log_msg("cannot replace worker %zu: %s; trying again every %d ms", i,
-                why, RESPAWN_RETRY_MS);
-    else
-        trace_add("; worker %zu: try %u failed", i, wk->fork_failures);
-    srv->respawn_at = clock_ms() + RESPAWN_RETRY_MS;
-}
-/* [replace] */
-
-/**
- * @brief The retry timer: tries again to fork the workers that could not
- *        be replaced, once it is due.
- * @param srv the server.
- * @return milliseconds until the next try, or -1 if none is due.
- */
-/* [retry] */
-static int
-retry_forks(struct server *srv)
-{
-    if (srv->respawn_at == 0 || srv->closing)
-        return -1;
-    if (clock_ms_until(srv->respawn_at) > 0)
-        return clock_ms_until(srv->respawn_at);
-    srv->respawn_at = 0;
-    trace_begin("retrying forks");
-    for (size_t i = 0; i < srv->nworkers; i++)
-        if (srv->workers[i].pid == 0 && srv->workers[i].fork_failures > 0)
-            replace_worker(srv, i);
-    if (srv->news) /* leaves that had to wait for room */
-        shm_ring_bells(srv->bells, srv->nworkers, srv->nworkers);
-    srv->news = false;
-    trace_end();
-    return srv->respawn_at == 0 ? -1 : clock_ms_until(srv->respawn_at);
-}
-/* [retry] */
-
-/**
- * @brief SIGCHLD: reaps every dead worker and replaces it.
- *
- * The parent announces the dead worker's clients as left at once (see
- * announce_leaves()), then forks the replacement, which owns the dead
- * worker's ring and rows from then on; a fork that fails is tried again
- * on a timer. A worker that exited with #CHILD_EXIT_FATAL could not even
- * start: replacing it would only fail again, forever (nginx's rule too);
- * its users are announced all the same.
- * @param srv the server.
- */
-/* [reap] */
-static void
-reap_children(struct server *srv)
-{
-    int status;
-    pid_t pid;
-
-    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        size_t i = 0;
-        while (i < srv->nworkers && srv->workers[i].pid != pid)
-            i++;
-        if (i == srv->nworkers)
-            continue;
-        struct worker_slot *wk = &srv->workers[i];
-        if (wk->fd >= 0) {
-            close(wk->fd);
-            wk->fd = -1;
-        }
-        if (srv->accepting == (int)i)
-            rearm_listen(srv);
-        wk->pid = 0;
-        shm_reader_stop(srv->shm, i);
-        trace_add("; worker %zu (pid %ld) %s %d", i, (long)pid,
-                  WIFSIGNALED(status) ? "killed by signal" : "exited",
-                  WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-        if (srv->closing)
-            continue;
-        if (WIFEXITED(status) && WEXITSTATUS(status) == CHILD_EXIT_FATAL) {
-            log_msg("worker %zu cannot start; not replacing it", i);
-            announce_leaves(srv, i);
-            continue;
-        }
-        log_msg("worker %zu (pid %ld) died; replacing it", i, (long)pid);
-        replace_worker(srv, i);
-    }
-    if (pid < 0 && errno != ECHILD)
-        log_errno("waitpid");
-}
-/* [reap] */
 
 /**
  * @brief The signal handler: puts the signal number into the pipe.
