@@ -486,13 +486,14 @@ for TARGET in "${TARGETS[@]}"; do
         done
         # An idle room is measured once it has settled: after the burst of
         # joins the room gives its freed buffers back within a second
-        # (room.c, TRIM_MS). Look until two looks half a second apart
-        # agree, for at most 5 s.
+        # (room.c, TRIM_MS). Look every POLL_S until the figure has not
+        # moved for half a second, for at most 5 s.
         total=$(pss_kib "$SRV_PID")
-        for ((i = 0; i < 10; i++)); do
-            sleep 0.5
+        still=0
+        for ((i = 0; i < 100 && still < 10; i++)); do
+            sleep "$POLL_S"
             now=$(pss_kib "$SRV_PID")
-            [ "$now" = "$total" ] && break
+            if [ "$now" = "$total" ]; then still=$((still + 1)); else still=0; fi
             total=$now
         done
         kill -TERM "$GEN_PID" 2>/dev/null || true

@@ -516,9 +516,10 @@ session_step01_slow() {
     save step01-slow.txt <"$SRV_ERR"
 }
 
-# Chapter 2: the bundled client, nc -N and socat; SIGHUP, then SIGTERM.
-session_step02() {
-    server_start step02 -v
+# three_talk_then_hup: the opening of chapters 2-4's sessions. user1
+# joins with the bundled client, user2 with nc -N, user3 with socat; each
+# says a line that the other two hear; then SIGHUP, and its trace.
+three_talk_then_hup() {
     join user1 client
     join user2 nc-N
     expect '* user2 joined' user1
@@ -532,6 +533,12 @@ session_step02() {
     expect 'user3: socat here' user1 user2
     kill -HUP "$SRV_PID"
     trace_has 'signal pipe.*HUP'
+}
+
+# Chapter 2: the bundled client, nc -N and socat; SIGHUP, then SIGTERM.
+session_step02() {
+    server_start step02 -v
+    three_talk_then_hup
     kill -TERM "$SRV_PID"
     expect '* server shutting down' user1 user2 user3
     finish user1 0
@@ -553,19 +560,7 @@ session_step02() {
 # user2's child, one more line, SIGTERM.
 session_step03() {
     server_start step03 -v
-    join user1 client
-    join user2 nc-N
-    expect '* user2 joined' user1
-    join user3 socat
-    expect '* user3 joined' user1 user2
-    say user1 'hello, room'
-    expect 'user1: hello, room' user2 user3
-    say user2 'hi user1, nc here'
-    expect 'user2: hi user1, nc here' user1 user3
-    say user3 'socat here'
-    expect 'user3: socat here' user1 user2
-    kill -HUP "$SRV_PID"
-    trace_has 'signal pipe.*HUP'
+    three_talk_then_hup
     local child2
     child2=$(nth_child 2)
     {
@@ -606,19 +601,7 @@ session_step03() {
 # user2's worker, a fourth client on its replacement, SIGHUP, SIGTERM.
 session_step04() {
     server_start step04 -v -w 2
-    join user1 client
-    join user2 nc-N
-    expect '* user2 joined' user1
-    join user3 socat
-    expect '* user3 joined' user1 user2
-    say user1 'hello, room'
-    expect 'user1: hello, room' user2 user3
-    say user2 'hi user1, nc here'
-    expect 'user2: hi user1, nc here' user1 user3
-    say user3 'socat here'
-    expect 'user3: socat here' user1 user2
-    kill -HUP "$SRV_PID"
-    trace_has 'signal pipe.*HUP'
+    three_talk_then_hup
     local worker1 reports
     worker1=$(nth_child 2)
     reports=$(grep -c 'status:' "$SRV_ERR")
