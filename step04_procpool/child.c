@@ -301,6 +301,7 @@ hook_joined(void *ctx, struct client *c)
         }
         ch->free_seats = seats;
         c->tag = ch->top++;
+        atomic_store(&shm->top[ch->cs->index], ch->top);
     }
     atomic_store(&shm_users(shm, ch->cs->index)[c->tag], c->id);
     atomic_fetch_add(&shm->online[ch->cs->index], 1);
@@ -444,9 +445,10 @@ announce_predecessor(struct child *ch)
 {
     struct shm_room *shm = ch->cs->shm;
     _Atomic unsigned long *users = shm_users(shm, ch->cs->index);
+    size_t top = atomic_load(&shm->top[ch->cs->index]);
     char msg[PROTO_LINE_MAX];
 
-    for (size_t i = 0; i < shm->users_cap; i++) {
+    for (size_t i = 0; i < top; i++) {
         unsigned long id = atomic_load(&users[i]);
         if (id == 0)
             continue;
@@ -456,6 +458,7 @@ announce_predecessor(struct child *ch)
         ch->news = true;
     }
     atomic_store(&shm->online[ch->cs->index], 0);
+    atomic_store(&shm->top[ch->cs->index], 0); /* the row is ours, empty */
 }
 /* [announce-predecessor] */
 

@@ -218,14 +218,15 @@ announce_leaves(struct server *srv, size_t i)
     struct shm_room *shm = srv->shm;
     _Atomic unsigned long *users = shm_users(shm, i);
     size_t room = ring_room(shm, i), listed = 0, told = 0;
+    size_t top = atomic_load(&shm->top[i]);
     char msg[PROTO_LINE_MAX];
 
-    for (size_t k = 0; k < shm->users_cap; k++)
+    for (size_t k = 0; k < top; k++)
         listed += atomic_load(&users[k]) != 0;
     if (listed == 0 && atomic_load(&shm->online[i]) == 0)
         return;
     atomic_store(&shm->online[i], listed - (listed < room ? listed : room));
-    for (size_t k = 0; k < shm->users_cap && told < room; k++) {
+    for (size_t k = 0; k < top && told < room; k++) {
         unsigned long id = atomic_load(&users[k]);
         if (id == 0)
             continue;

@@ -21,7 +21,8 @@ shm_room_create(size_t nrings, size_t users_cap, char name[64])
     size_t rings = sizeof(struct shm_room) + nrings * sizeof(struct ring);
     size_t users = rings + nrings * nrings * sizeof(uint64_t);
     size_t size = users + nrings * users_cap * sizeof(unsigned long) +
-                  nrings * (sizeof(size_t) + sizeof(unsigned long)) + nrings;
+                  nrings * (2 * sizeof(size_t) + sizeof(unsigned long)) +
+                  nrings;
     struct timespec ts;
     int fd = -1;
 
@@ -66,7 +67,8 @@ shm_room_create(size_t nrings, size_t users_cap, char name[64])
     room->progress = (_Atomic uint64_t *)((char *)p + rings);
     room->users = (_Atomic unsigned long *)((char *)p + users);
     room->online = (_Atomic size_t *)(room->users + nrings * users_cap);
-    room->sent = (_Atomic unsigned long *)(room->online + nrings);
+    room->top = room->online + nrings;
+    room->sent = (_Atomic unsigned long *)(room->top + nrings);
     room->reading = (_Atomic unsigned char *)(room->sent + nrings);
     return room;
 }

@@ -79,6 +79,9 @@ struct shm_room {
     _Atomic unsigned char *reading; /**< [reader]: 1 while a worker reads */
     _Atomic unsigned long *users; /**< [worker * users_cap + i]: an id or 0 */
     _Atomic size_t *online; /**< [worker]: its users, for the room count */
+    /** [worker]: entries of its row ever used; no one looks beyond, so a
+     * large limit costs pages only as users come. */
+    _Atomic size_t *top;
     _Atomic unsigned long *sent; /**< [worker]: messages its clients sent */
     struct ring rings[]; /**< one per worker */
 };
