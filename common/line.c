@@ -10,28 +10,44 @@
  */
 #include "line.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 void
 line_init(struct line_framer *f)
 {
     f->len = 0;
+    f->buf = NULL;
+}
+
+void
+line_free(struct line_framer *f)
+{
+    free(f->buf);
+    line_init(f);
 }
 
 /**
  * @brief Adds bytes that contain no `\n` to the unfinished line.
  *
  * Whenever the line grows past a piece, the full piece is delivered first.
+ * The buffer is taken here, when there is something to hold.
  * @param f   the framer.
  * @param p   bytes without `\n`.
  * @param k   number of bytes.
  * @param fn  message callback.
  * @param ctx passed to @p fn.
+ * @return 0, or -1 (ENOMEM) if there was no buffer to hold them in.
  */
-static void
+static int
 line_append(struct line_framer *f, const char *p, size_t k, line_fn *fn,
             void *ctx)
 {
+    if (k > 0 && f->buf == NULL) {
+        f->buf = malloc(LINE_MAX_PIECE + 1);
+        if (f->buf == NULL)
+            return -1; /* errno is ENOMEM */
+    }
     while (k > 0) {
         if (f->len == LINE_MAX_PIECE + 1) {
             /* The held '\r' is followed by content: it is part of the
@@ -58,6 +74,7 @@ line_append(struct line_framer *f, const char *p, size_t k, line_fn *fn,
         p += take;
         k -= take;
     }
+    return 0;
 }
 
 /**
@@ -73,11 +90,11 @@ line_end(struct line_framer *f, line_fn *fn, void *ctx)
 
     if (len > 0 && f->buf[len - 1] == '\r')
         len--;
-    fn(ctx, f->buf, len);
-    f->len = 0;
+    fn(ctx, len > 0 ? f->buf : "", len);
+    line_free(f); /* the next line may never come: hold nothing */
 }
 
-void
+int
 line_feed(struct line_framer *f, const char *data, size_t n, line_fn *fn,
           void *ctx)
 {
@@ -95,14 +112,16 @@ line_feed(struct line_framer *f, const char *data, size_t n, line_fn *fn,
                 len--;
             fn(ctx, data, len);
         } else {
-            line_append(f, data, seg, fn, ctx);
+            if (line_append(f, data, seg, fn, ctx) < 0)
+                return -1;
             if (nl == NULL)
-                return;
+                return 0;
             line_end(f, fn, ctx);
         }
         data += seg + 1;
         n -= seg + 1;
     }
+    return 0;
 }
 
 void
@@ -114,5 +133,5 @@ line_finish(struct line_framer *f, line_fn *fn, void *ctx)
     } else if (f->len > 0) {
         fn(ctx, f->buf, f->len);
     }
-    f->len = 0;
+    line_free(f);
 }

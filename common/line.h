@@ -30,16 +30,23 @@
  */
 typedef void line_fn(void *ctx, const char *line, size_t len);
 
-/** The unfinished line of one connection. Zero-initialised means empty. */
+/**
+ * The unfinished line of one connection. Zero-initialised means empty.
+ *
+ * The buffer exists only while a line is unfinished: most reads end on a
+ * `\n`, and an idle connection holds nothing, so ten thousand idle
+ * clients cost no 10 MB of buffers they are not using.
+ */
 struct line_framer {
     size_t len; /**< bytes held in #buf */
-    /** Held bytes; one more than a piece, for a `\r` that may end a line. */
-    char buf[LINE_MAX_PIECE + 1];
+    /** Held bytes, room for one more than a piece (a `\r` that may end a
+     * line); NULL while #len is 0. */
+    char *buf;
 };
 
 /**
- * @brief Empties the framer (a new connection, or after line_finish()).
- * @param f the framer.
+ * @brief Makes an empty framer (a new connection).
+ * @param f the framer; whatever it held is forgotten, not freed.
  */
 void line_init(struct line_framer *f);
 
@@ -50,9 +57,12 @@ void line_init(struct line_framer *f);
  * @param n    number of bytes in @p data.
  * @param fn   called once per message, in stream order.
  * @param ctx  passed to @p fn.
+ * @return 0; or -1 with errno ENOMEM if an unfinished line could not be
+ *         held: the messages before it were delivered, the rest of
+ *         @p data was not, and the connection is best dropped.
  */
-void line_feed(struct line_framer *f, const char *data, size_t n, line_fn *fn,
-               void *ctx);
+int line_feed(struct line_framer *f, const char *data, size_t n, line_fn *fn,
+              void *ctx);
 
 /**
  * @brief End of stream: delivers the last line if it had no `\n`.
@@ -63,5 +73,12 @@ void line_feed(struct line_framer *f, const char *data, size_t n, line_fn *fn,
  * @param ctx passed to @p fn.
  */
 void line_finish(struct line_framer *f, line_fn *fn, void *ctx);
+
+/**
+ * @brief Forgets an unfinished line: the connection went away without
+ *        finishing it (a reset, an error, a drop).
+ * @param f the framer; empty on return, its buffer freed.
+ */
+void line_free(struct line_framer *f);
 
 #endif

@@ -26,7 +26,7 @@
 #include <sys/socket.h>
 
 /** Smallest allocation: a welcome line and a few messages fit. */
-#define OUTQ_MIN_CAP 4096
+#define OUTQ_MIN_CAP 256
 
 /** Bytes held by emptied buffers kept for reuse (one process: no lock). */
 static size_t kept_bytes;

@@ -368,7 +368,10 @@ frame_input(struct child *ch)
             const char *nl = memchr(p, '\n', step);
             if (nl != NULL)
                 step = (size_t)(nl - p) + 1;
-            line_feed(&ch->in, p, step, on_line, ch);
+            if (line_feed(&ch->in, p, step, on_line, ch) < 0) {
+                log_errno("dropping: cannot hold the client's line");
+                child_exit(0);
+            }
             ch->in_off += step;
             room -= 2;
         }

@@ -421,7 +421,10 @@ client_read(struct room *room, struct client *c)
             /* Book pitfall: one recv() relayed as one message, split
              * lines and all -- guarded by tests/protocol/protocol.bats
              * ("a line written byte by byte is relayed once"). */
-            line_feed(&c->in, buf, (size_t)n, on_line, &lc);
+            if (line_feed(&c->in, buf, (size_t)n, on_line, &lc) < 0) {
+                log_errno("dropping user%lu: cannot hold its line", c->id);
+                room_drop(room, c);
+            }
         } else if (n == 0) {
             trace_add("; user%lu end of stream", c->id);
             line_finish(&c->in, on_line, &lc);
@@ -570,6 +573,7 @@ reap(struct room *room)
             say(room, c, msg, proto_left(msg, c->id));
         if (room->hooks != NULL)
             room->hooks->left(room->hooks->ctx, c);
+        line_free(&c->in);
         outq_free(&c->out);
         free(c);
     }

@@ -199,7 +199,8 @@ on_readable(struct user *u)
     ssize_t n = recv(u->fd, buf, sizeof buf, 0);
 
     if (n > 0) {
-        line_feed(&u->in, buf, (size_t)n, on_line, u);
+        if (line_feed(&u->in, buf, (size_t)n, on_line, u) < 0)
+            drop(u); /* no memory to hold its unfinished line */
     } else if (n == 0) {
         line_finish(&u->in, on_line, u);
         drop(u);
@@ -233,6 +234,7 @@ reap(void)
     for (size_t i = 0; i < ndirty; i++) {
         dirty[i]->dirty = false;
         if (dirty[i]->fd < 0) {
+            line_free(&dirty[i]->in);
             free(dirty[i]->out);
             free(dirty[i]);
         }

@@ -178,7 +178,8 @@ run_split(struct msgs *m, const char *data, size_t n, const uint8_t *plan,
         if (step > n - at)
             step = n - at;
         m->in_call = 0;
-        line_feed(&f, data + at, step, collect, m);
+        if (line_feed(&f, data + at, step, collect, m) != 0)
+            fail("line_feed() failed (out of memory?)");
         if (m->in_call > step + 2)
             fail("one line_feed() of n bytes made more than n + 2 messages");
         at += step;
@@ -187,7 +188,7 @@ run_split(struct msgs *m, const char *data, size_t n, const uint8_t *plan,
     line_finish(&f, collect, m);
     if (m->in_call > 2)
         fail("line_finish() made more than two messages");
-    if (f.len != 0)
+    if (f.len != 0 || f.buf != NULL)
         fail("the framer is not empty after line_finish()");
 }
 
@@ -215,7 +216,8 @@ run_child_steps(struct msgs *m, const char *data, size_t n)
         if (nl != NULL)
             step = (size_t)(nl - (data + at)) + 1;
         m->in_call = 0;
-        line_feed(&f, data + at, step, collect, m);
+        if (line_feed(&f, data + at, step, collect, m) != 0)
+            fail("line_feed() failed (out of memory?)");
         if (m->in_call > 2)
             fail("a chapter 3 step made more than two messages");
         at += step;

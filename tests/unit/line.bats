@@ -17,3 +17,4 @@ setup() {
 @test "framer: 1023 bytes is one message, 1024 two, 2046 two" { run "$TEST_LINE" boundary; assert_success; }
 @test "framer: a \\r as byte 1024 is decided by the next byte" { run "$TEST_LINE" cr_at_boundary; assert_success; }
 @test "framer: a 1 MiB line keeps every byte in 1025 pieces" { run "$TEST_LINE" huge; assert_success; }
+@test "framer: holds a buffer only while a line is unfinished" { run "$TEST_LINE" held_only; assert_success; }
