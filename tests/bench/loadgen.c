@@ -65,6 +65,7 @@
  */
 #include "log.h"
 #include "net.h"
+#include "resp.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -105,12 +106,6 @@
 #define HIST_SUB 64
 /** Buckets of the latency histogram: 64 exact, then 58 octaves. */
 #define HIST_BUCKETS (HIST_SUB + 58 * HIST_SUB)
-/** The one Redis channel every subscriber joins (the room). */
-#define REDIS_CHANNEL "chat"
-/** Bytes a PUBLISH command adds around a payload of up to 999 bytes. */
-#define REDIS_CMD_OVERHEAD 48
-/** Elements kept of one RESP array (a pub/sub push has three). */
-#define RESP_MAX_ITEMS 4
 
 /** Which server the generator talks to. */
 enum proto {
@@ -731,175 +726,6 @@ on_line(struct gen *g, size_t r, const char *line, size_t len, uint64_t now)
                (int)(len < 80 ? len : 80), line);
 }
 
-/** One RESP item: a simple string, an error, an integer or a bulk string. */
-struct resp_item {
-    char type; /**< '+', '-', ':' or '$' */
-    const char *p; /**< its text (the digits of an integer) */
-    size_t len; /**< bytes at #p */
-};
-
-/** One RESP frame: an item, or an array of up to #RESP_MAX_ITEMS items. */
-struct resp_frame {
-    bool array; /**< an array of #n items, else #item[0] alone */
-    size_t n; /**< items */
-    struct resp_item item[RESP_MAX_ITEMS]; /**< the items */
-};
-
-/**
- * @brief Parses the decimal number that ends a RESP header line.
- * @param p   the digits (an optional '-' first).
- * @param len their count.
- * @param v   receives the value.
- * @return true if the text was a number of at most 18 digits.
- */
-static bool
-resp_number(const char *p, size_t len, long long *v)
-{
-    bool neg = len > 0 && p[0] == '-';
-    long long x = 0;
-    size_t i = neg ? 1 : 0;
-
-    if (len == i || len - i > 18)
-        return false;
-    for (; i < len; i++) {
-        if (p[i] < '0' || p[i] > '9')
-            return false;
-        x = x * 10 + (p[i] - '0');
-    }
-    *v = neg ? -x : x;
-    return true;
-}
-
-/**
- * @brief Finds the end of the RESP header line at the start of @p p.
- * @param p   bytes received.
- * @param len how many.
- * @return bytes of the line with its `\r\n`, 0 if it is not complete
- *         yet, -1 if it is not a header line (empty, or `\r` alone).
- */
-static long
-resp_line(const char *p, size_t len)
-{
-    const char *cr = len > 0 ? memchr(p, '\r', len) : NULL;
-
-    if (cr == NULL || (size_t)(cr - p) + 2 > len)
-        return len > LINE_CAP ? -1 : 0;
-    if (cr[1] != '\n' || cr == p)
-        return -1;
-    return (long)(cr - p) + 2;
-}
-
-/**
- * @brief Parses one RESP item (not an array) at the start of @p p.
- * @param p   bytes received.
- * @param len how many.
- * @param it  receives the item; its text points into @p p.
- * @return bytes the item takes, 0 if it is not complete yet, -1 if the
- *         bytes are not RESP.
- */
-static long
-resp_item_parse(const char *p, size_t len, struct resp_item *it)
-{
-    long line = resp_line(p, len);
-
-    if (line <= 0)
-        return line;
-    size_t head = (size_t)line;
-    it->type = p[0];
-    it->p = p + 1;
-    it->len = head - 3;
-    switch (p[0]) {
-    case '+':
-    case '-':
-    case ':':
-        return (long)head;
-    case '$':
-        break;
-    default:
-        return -1;
-    }
-    long long n;
-    if (!resp_number(p + 1, it->len, &n) || n < 0 || n > LINE_CAP)
-        return -1; /* a null bulk string is no reply we expect */
-    if (len < head + (size_t)n + 2)
-        return 0;
-    if (p[head + (size_t)n] != '\r' || p[head + (size_t)n + 1] != '\n')
-        return -1;
-    it->p = p + head;
-    it->len = (size_t)n;
-    return (long)(head + (size_t)n + 2);
-}
-
-/**
- * @brief Parses one RESP frame at the start of @p p.
- *
- * Only what Redis sends a pub/sub client: replies and pushes that are an
- * item, or a flat array of a few items.
- * @param p   bytes received.
- * @param len how many.
- * @param f   receives the frame; its text points into @p p.
- * @return bytes the frame takes, 0 if it is not complete yet, -1 if the
- *         bytes are not a frame we can read.
- */
-static long
-resp_parse(const char *p, size_t len, struct resp_frame *f)
-{
-    if (len == 0)
-        return 0;
-    if (p[0] != '*') {
-        f->array = false;
-        f->n = 1;
-        return resp_item_parse(p, len, &f->item[0]);
-    }
-    long off = resp_line(p, len);
-    long long n;
-    if (off <= 0)
-        return off;
-    if (!resp_number(p + 1, (size_t)off - 3, &n) || n < 1 || n > RESP_MAX_ITEMS)
-        return -1;
-    f->array = true;
-    f->n = (size_t)n;
-    for (size_t i = 0; i < f->n; i++) {
-        long k = resp_item_parse(p + off, len - (size_t)off, &f->item[i]);
-        if (k <= 0)
-            return k;
-        off += k;
-    }
-    return off;
-}
-
-/**
- * @brief Is item @p i of @p f the bulk or simple string @p text?
- * @param f    the frame.
- * @param i    the item.
- * @param text the expected text.
- * @return true if it is.
- */
-static bool
-resp_is(const struct resp_frame *f, size_t i, const char *text)
-{
-    size_t n = strlen(text);
-
-    return i < f->n && (f->item[i].type == '$' || f->item[i].type == '+') &&
-           f->item[i].len == n && memcmp(f->item[i].p, text, n) == 0;
-}
-
-/**
- * @brief Is item @p i of @p f the integer @p v?
- * @param f the frame.
- * @param i the item.
- * @param v the expected value.
- * @return true if it is.
- */
-static bool
-resp_is_int(const struct resp_frame *f, size_t i, long long v)
-{
-    long long x;
-
-    return i < f->n && f->item[i].type == ':' &&
-           resp_number(f->item[i].p, f->item[i].len, &x) && x == v;
-}
-
 /**
  * @brief Handles one RESP frame received by connection @p r.
  *
@@ -1042,15 +868,12 @@ on_readable(struct gen *g, size_t r)
 static void
 conn_hello(struct gen *g, size_t r)
 {
-    static const char subscribe[] =
-        "*2\r\n$9\r\nSUBSCRIBE\r\n$4\r\n" REDIS_CHANNEL "\r\n";
-    static const char ping[] = "*1\r\n$4\r\nPING\r\n";
     struct conn *c = &g->conns[r];
     ssize_t n;
 
     if (g->proto != PROTO_REDIS)
         return;
-    const char *cmd = r < g->opt.clients ? subscribe : ping;
+    const char *cmd = r < g->opt.clients ? REDIS_SUBSCRIBE : REDIS_PING;
     size_t len = strlen(cmd);
     do
         n = send(c->fd, cmd, len, MSG_NOSIGNAL);
@@ -1229,12 +1052,8 @@ sender_compose(struct gen *g, size_t s, uint64_t t)
     size_t bytes = g->opt.bytes;
     char *dst = sd->out + sd->outlen;
 
-    if (g->proto == PROTO_REDIS) {
-        int n = snprintf(dst, REDIS_CMD_OVERHEAD,
-                         "*3\r\n$7\r\nPUBLISH\r\n$%zu\r\n%s\r\n$%zu\r\n",
-                         strlen(REDIS_CHANNEL), REDIS_CHANNEL, bytes);
-        dst += n;
-    }
+    if (g->proto == PROTO_REDIS)
+        dst += resp_publish_head(dst, bytes);
     payload_write(dst, bytes, (uint32_t)s, sd->next, t);
     dst += bytes;
     if (g->proto == PROTO_REDIS) {

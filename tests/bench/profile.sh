@@ -24,7 +24,8 @@ command -v perf >/dev/null || { echo "profile.sh: perf is not installed" >&2; ex
 make --no-print-directory "$step" >/dev/null
 mkdir -p "$OUT"
 ${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Icommon \
-    common/log.c common/net.c tests/bench/loadgen.c -o "$OUT/loadgen"
+    common/log.c common/net.c tests/bench/resp.c tests/bench/loadgen.c \
+    -o "$OUT/loadgen"
 
 srv_pid=''
 gen_pid=''

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # The markdown tables of a benchmark run, from its CSV (tests/bench/run.sh):
 #
-#   tests/bench/report.sh build/bench/results.csv [QUICK] > results.md
+#   tests/bench/report.sh build/bench/results.csv [QUICK [FLOOD.CSV [FLOOD10.CSV]]] > results.md
 #
-# Four tables: the fan-out matrix (with each row's ratio to Redis at the
-# same load), the paced run, connecting and holding clients, and the
-# figures issue 7 asks for, each marked reached or not.
+# The tables: the fan-out matrix (with each row's ratio to Redis at the
+# same load), the user limit, the paced run, connecting and holding
+# clients, the figures issue 7 asks for, each marked reached or not; then,
+# from the flood CSVs when given and not empty, the flood (a fast reader
+# and a steady one) and the flood to ten readers (chapters and Redis).
 set -euo pipefail
-csv=${1:?usage: report.sh RESULTS.CSV [QUICK]}
+usage="usage: report.sh RESULTS.CSV [QUICK [FLOOD.CSV [FLOOD10.CSV]]]"
+csv=${1:?$usage}
 quick=${2:-0}
+flood=${3:-}
+flood10=${4:-}
 
 awk -F, -v quick="$quick" '
 NR == 1 { next }
@@ -107,3 +112,45 @@ END {
     target(sprintf("step04 Pss per idle client (%s held), want ≤ 4 KiB", held["step04"] == "" ? "–" : held["step04"]), kib["step04"], 4, 0, " KiB")
     target("step04 connects/s ÷ step02 while the idle clients joined, want ≥ 1.0", ratio(joinrate["step04"], joinrate["step02"]), 1.0, 1, "×")
 }' "$csv"
+
+# rows CSV: does CSV exist and hold a row below its header?
+rows() { [ -n "$1" ] && [ -f "$1" ] && [ "$(wc -l <"$1")" -gt 1 ]; }
+
+# An awk function: N with a comma every three digits (1000 -> 1,000).
+COMMAS='function commas(n) { while (n ~ /[0-9][0-9][0-9][0-9]/) sub(/[0-9][0-9][0-9]($|,)/, ",&", n); return n }'
+
+if rows "$flood"; then
+    awk -F, "$COMMAS"'
+    NR == 2 {
+        printf "\nFlood: %s lines of %s bytes at full speed, a fast reader,\n", $2, commas($3)
+        printf "a reader at %s B/s, a short line said halfway (its latency to\n", $4
+        print "the fast reader); every line checked exactly once, in order."
+        print ""
+        print "| server | exact | flood MB/s (to the fast reader) | steady reader s | short line ms |"
+        print "|---|---|---:|---:|---:|"
+    }
+    NR > 1 { printf "| %s | %s | %s | %s | %s |\n", $1,
+                    $5 == 1 ? "yes" : "NO", $7, $8, $9 }' "$flood"
+fi
+
+if rows "$flood10"; then
+    awk -F, "$COMMAS"'
+    NR == 2 {
+        printf "\nFlood to %s readers: %s lines of %s bytes at full speed, every\n", $2, $3, commas($4)
+        print "reader as fast as it can, each checking every line exactly once, in"
+        print "order. Sender MB/s and lines/s: from its first line until the server"
+        print "had its last (Redis: the last PUBLISH reply; the chat room: the first"
+        print "reader to have it). Dropped: the connection ended before the last line"
+        print "(or the reader was announced as left). A chapter that drops a reader"
+        print "is not exact; Redis, which drops a subscriber past its client output"
+        print "buffer limit (pubsub 32mb 8mb 60 by default), is exact if every line"
+        print "its subscribers got was right."
+        print ""
+        print "| server | exact | sender MB/s | sender lines/s | readers complete | readers dropped |"
+        print "|---|---|---:|---:|---:|---:|"
+    }
+    NR > 1 { printf "| %s | %s | %s | %s | %s of %s | %s |\n", $1,
+                    $5 == 1 ? "yes" : "**no**", $5 == 1 ? $7 : "–",
+                    $5 == 1 ? $8 : "–", $9 == "" ? 0 : $9, $2,
+                    $10 == "" ? "–" : $10 }' "$flood10"
+fi
