@@ -25,9 +25,6 @@
 #include <string.h>
 #include <sys/socket.h>
 
-/** Smallest allocation: a welcome line and a few messages fit. */
-#define OUTQ_MIN_CAP 256
-
 /** Bytes held by emptied buffers kept for reuse (one process: no lock). */
 static size_t kept_bytes;
 /** Most bytes #kept_bytes may reach. */

@@ -20,6 +20,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/**
+ * Smallest buffer: a welcome line and a few notices fit. Small on
+ * purpose: every client gets one as it joins, and 4 KiB freed between two
+ * clients' records is a hole that no trim can give back (docs/
+ * performance.md, "Idle memory"); a queue that needs more doubles it.
+ */
+#define OUTQ_MIN_CAP 256
+
 /** Bytes that emptied buffers may hold in all, by default: a few hundred
  * bytes per client in an idle room of ten thousand. A busy room of a
  * thousand needs no more than that: the kept buffers, spread through the

@@ -633,6 +633,12 @@ room_reading(const struct room *room)
     return list_empty(&room->over) && !room->held;
 }
 
+bool
+room_taking(const struct room *room)
+{
+    return list_empty(&room->over);
+}
+
 int
 room_timeout(const struct room *room)
 {

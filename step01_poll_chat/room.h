@@ -196,6 +196,19 @@ void room_settle(struct room *room, bool write);
 bool room_reading(const struct room *room);
 
 /**
+ * @brief Whether the room's queues take lines from elsewhere now.
+ *
+ * False only while a queue is over the high mark. A room that is `held`
+ * still takes them: broadcasting says nothing to the rest of the room, so
+ * chapter 4's worker copies the other workers' rings while its own is
+ * full -- were it to wait, two workers with full rings would each wait
+ * for the other.
+ * @param room the room.
+ * @return true if room_broadcast() may be called.
+ */
+bool room_taking(const struct room *room);
+
+/**
  * @brief How long the loop may sleep before the room has work.
  * @param room the room.
  * @return 0 if input waits to be read, the milliseconds to the next

@@ -88,13 +88,14 @@ child_exit(int status)
 
 /**
  * @brief Copies every new record of the other workers' rings to every
- *        client of this worker, as long as the room reads.
+ *        client of this worker, as long as the room takes them.
  *
  * A ring whose writer has lapped this worker's cursor means the worker
  * missed messages: it exits, and its replacement announces its clients as
  * left, rather than let them believe they heard everything. A queue that
  * grows too long on the way stops the copy: the rest waits in the rings,
- * and their writers wait for this worker.
+ * and their writers wait for this worker. A full ring of its own does not
+ * (room_taking(), not room_reading()): copying publishes nothing.
  * @param ch the worker.
  */
 /* [read-rings] */
@@ -119,7 +120,7 @@ read_rings(struct child *ch)
                     RING_SLOTS);
             child_exit(CHILD_EXIT_LAPPED);
         }
-        for (; at < head && room_reading(&ch->room); at++) {
+        for (; at < head && room_taking(&ch->room); at++) {
             long len = ring_get(r, at, line);
             if (len < 0) {
                 log_msg("fell %d messages behind worker %zu; exiting",
@@ -538,7 +539,7 @@ wait_timeout(const struct child *ch)
 {
     int timeout = room_timeout(&ch->room);
 
-    if (ch->unread && room_reading(&ch->room))
+    if (ch->unread && room_taking(&ch->room))
         timeout = 0; /* records wait in the rings */
     if (ch->room.closing) {
         int left = clock_ms_until(ch->deadline);
@@ -589,7 +590,7 @@ run_child(const struct child_start *cs)
                 room_readable(&ch.room, c);
         }
         room_settle(&ch.room, true);
-        if (ch.unread && room_reading(&ch.room) && !ch.room.closing) {
+        if (ch.unread && room_taking(&ch.room) && !ch.room.closing) {
             read_rings(&ch);
             room_settle(&ch.room, true);
         }

@@ -16,8 +16,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/** The smallest buffer a queue allocates (OUTQ_MIN_CAP in outq.c). */
-#define SMALLEST ((size_t)4096)
+/** The smallest buffer a queue allocates. */
+#define SMALLEST ((size_t)OUTQ_MIN_CAP)
 
 /**
  * @brief Reports a failed expectation.
@@ -267,7 +267,8 @@ t_freed(void)
     outq_set_budget(OUTQ_KEEP_BUDGET);
     if (push_flush(&q, 10, sv[0], sv[1]) != 0)
         return failed("freed", "10 bytes did not go through");
-    /* Growing past the kept buffer (4 KiB, to 16 KiB) frees the old one. */
+    /* Growing past the kept buffer (the smallest, to four times it) frees
+     * the old one. */
     if (outq_push(&q, "x", 1, 1) != 0)
         return failed("freed", "a push into a kept buffer failed");
     char big[2 * SMALLEST] = {0};
@@ -275,7 +276,7 @@ t_freed(void)
         return failed("freed", "a push that grows the buffer failed");
     if (outq_freed() != 2 * SMALLEST)
         return failed("freed", "the buffer a push outgrew was not counted");
-    outq_free(&q); /* the 16 KiB buffer */
+    outq_free(&q); /* the buffer of four times the smallest */
     if (outq_freed() != 2 * SMALLEST + 4 * SMALLEST)
         return failed("freed", "outq_free's buffer was not counted");
     outq_trim();
