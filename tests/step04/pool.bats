@@ -333,6 +333,7 @@ pool_replaced() {
 # the case passed in eight runs here, so it guards the scenario rather
 # than replays the interleaving.)
 @test "two floods from clients of different workers reach every reader whole; no worker waits for the other, none is lapped" {
+    # shellcheck disable=SC2034 # read by the helpers' waits
     WAIT_SECONDS=120
     local count=5000 who
     server_start -w 2 -n 10
