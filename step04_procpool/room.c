@@ -581,12 +581,14 @@ reap(struct room *room)
 /* [reap] */
 
 /**
- * @brief After a burst, gives the freed output buffers back to the kernel.
+ * @brief After a burst, gives the freed output buffers back to the kernel,
+ *        and the buffers that the queues now empty kept.
  *
  * Ten thousand joins queue each notice for everyone; the buffers are freed
  * once written, but they lie between the clients' records, and free()
  * gives back only the top of the heap: an idle room would keep the burst
- * resident for good. Trimming costs a walk of the heap, so it waits until
+ * resident for good. Trimming costs a walk of the heap (and one of the
+ * clients online, for their kept buffers), so it waits until
  * a megabyte has been freed (#OUTQ_TRIM_AFTER) and happens at most once
  * every #TRIM_MS; room_timeout() wakes the loop for a trim that is owed,
  * so a room that falls silent right after a burst is trimmed too.
@@ -600,6 +602,11 @@ trim_heap(struct room *room)
     long long now = clock_ms();
     if (now < room->trim_at)
         return;
+    /* A kept buffer is for a busy queue's next pass; a second on, an
+     * empty queue's buffer is memory an idle client holds for nothing. */
+    for (size_t i = 0; i < room->online; i++)
+        if (!outq_pending(&room->users[i]->out))
+            outq_free(&room->users[i]->out);
     trace_add("; heap trimmed (%zu KiB freed)", outq_freed() / 1024);
     outq_trim();
     room->trim_at = now + TRIM_MS;

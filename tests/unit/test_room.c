@@ -376,11 +376,50 @@ t_shutdown(void)
     return bad;
 }
 
+/**
+ * @brief Once a megabyte has been freed, the room trims the heap and lets
+ *        go of the buffers its idle queues kept; the room talks on.
+ *
+ * What keeps an idle client small after a burst: ten thousand kept
+ * buffers would otherwise stay with clients that say nothing.
+ * @return 0 on success.
+ */
+static int
+t_trim(void)
+{
+    static char junk[OUTQ_TRIM_AFTER + 1];
+    struct room room;
+    struct peer a, b;
+    struct outq big = {0};
+    char buf[256];
+
+    room_init(&room, 5, NULL);
+    if (join(&room, &a) < 0 || join(&room, &b) < 0)
+        return failed("trim", "no socketpair");
+    drain(&a, buf, sizeof buf);
+    drain(&b, buf, sizeof buf);
+    if (a.c->out.buf == NULL || b.c->out.buf == NULL)
+        return failed("trim", "the written queues kept no buffer");
+    /* A megabyte freed elsewhere: a trim is owed, and due at once. */
+    if (outq_push(&big, junk, sizeof junk, sizeof junk) != 0)
+        return failed("trim", "no memory for the megabyte");
+    outq_free(&big);
+    room_settle(&room, true);
+    if (a.c->out.buf != NULL || b.c->out.buf != NULL || outq_kept() != 0)
+        return failed("trim", "an idle queue still keeps its buffer");
+    if (outq_freed() != 0)
+        return failed("trim", "the heap was not trimmed");
+    say(&room, &a, "after\n");
+    int bad = expect("trim", &b, "user1: after\n");
+    room_close(&room);
+    return bad;
+}
+
 /** Every case, by name. */
 static const struct test_case cases[] = {
     {"join", t_join},         {"limit", t_limit}, {"fanout", t_fanout},
     {"leave", t_leave},       {"pause", t_pause}, {"slow", t_slow},
-    {"shutdown", t_shutdown},
+    {"shutdown", t_shutdown}, {"trim", t_trim},
 };
 
 /**
