@@ -22,9 +22,11 @@
  */
 #include "child.h"
 
+#include "clock.h"
 #include "log.h"
 #include "net.h"
 #include "outq.h"
+#include "proto.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -36,7 +38,6 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 /* [child-state] */
@@ -49,8 +50,6 @@
 #define LOW_WATER 65536 /* 64 KiB */
 /** Most bytes ever queued for the client: past this it is dropped. */
 #define QUEUE_LIMIT 1048576 /* 4 * HIGH_WATER, 1 MiB */
-/** Sent to the client when the server shuts down (SPEC: exact text). */
-#define SHUTDOWN_NOTICE "* server shutting down\n"
 /** Most milliseconds the child lingers for its client after the notice. */
 #define SHUTDOWN_GRACE_MS 2000
 /** While its ring is full, how often a writer looks again for room. */
@@ -69,7 +68,7 @@ struct child {
     size_t in_off; /**< first byte of #in_buf not yet framed */
     size_t in_len; /**< bytes in #in_buf */
     bool blocked; /**< own ring full: waiting for the readers */
-    struct timespec blocked_since; /**< when the wait began */
+    long long blocked_since; /**< when the wait began (clock_ms()) */
     int bell_fd; /**< the doorbell: pokes in, and pokes out to others */
     struct shm_view view; /**< cursors: how far each ring has been read */
     uint64_t floor; /**< ring_room()'s cache of the slowest reader */
@@ -80,7 +79,7 @@ struct child {
     uint64_t mine; /**< records this child published since #looked */
     bool unread; /**< records wait in the rings: the queue was too long */
     bool closing; /**< 'Q' seen: drain and leave */
-    struct timespec deadline; /**< when lingering gives up */
+    long long deadline; /**< when lingering gives up (clock_ms()) */
 };
 /* [child-state] */
 
@@ -259,14 +258,12 @@ static void
 on_line(void *ctx, const char *line, size_t len)
 {
     struct child *ch = ctx;
-    char rec[RECORD_MAX];
+    char rec[PROTO_LINE_MAX];
 
     if (ch->closing)
         return; /* the room is closing: nothing more is relayed */
-    int n = snprintf(rec, sizeof rec, "user%lu: ", ch->cs->id);
-    memcpy(rec + n, line, len);
-    rec[(size_t)n + len] = '\n';
-    ring_put(ch->cs->shm, ch->cs->slot, rec, (size_t)n + len + 1);
+    ring_put(ch->cs->shm, ch->cs->slot, rec,
+             proto_message(rec, ch->cs->id, line, len));
     atomic_fetch_add_explicit(&ch->cs->shm->relayed, 1, memory_order_relaxed);
     ch->news = true;
     ch->mine++;
@@ -294,19 +291,6 @@ ring_bells(struct child *ch)
 /* [ring-bells] */
 
 /**
- * @brief Milliseconds from @p a to @p b.
- * @param a the earlier time.
- * @param b the later time.
- * @return b - a in milliseconds.
- */
-static long
-ms_between(const struct timespec *a, const struct timespec *b)
-{
-    return (b->tv_sec - a->tv_sec) * 1000L +
-           (b->tv_nsec - a->tv_nsec) / 1000000L;
-}
-
-/**
  * @brief How many records the own ring can take now.
  *
  * A ring that stays full for #LAG_GRACE_MS is written anyway: the reader
@@ -321,13 +305,12 @@ static size_t
 room_to_write(struct child *ch)
 {
     size_t room = ring_room(ch->cs->shm, ch->cs->slot, &ch->floor);
-    struct timespec now;
 
     if (room >= RING_RESERVED + 2) {
         ch->blocked = false;
         return room - RING_RESERVED;
     }
-    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long now = clock_ms();
     if (!ch->blocked) {
         trace_add(" ring full, waiting for readers");
         atomic_fetch_add_explicit(&ch->cs->shm->pauses, 1,
@@ -336,7 +319,7 @@ room_to_write(struct child *ch)
         ch->blocked_since = now;
         return 0;
     }
-    if (ms_between(&ch->blocked_since, &now) < LAG_GRACE_MS)
+    if (now - ch->blocked_since < LAG_GRACE_MS)
         return 0;
     /* Pass the stuck reader over: write a whole ring past it at once, so
      * that it is lapped (and no longer counted) right away. */
@@ -445,9 +428,8 @@ on_parent(struct child *ch)
             if (cmd[i] == 'Q' && !ch->closing) {
                 trace_add(" quit");
                 ch->closing = true;
-                clock_gettime(CLOCK_MONOTONIC, &ch->deadline);
-                ch->deadline.tv_sec += SHUTDOWN_GRACE_MS / 1000;
-                child_send(ch, SHUTDOWN_NOTICE, strlen(SHUTDOWN_NOTICE));
+                ch->deadline = clock_ms() + SHUTDOWN_GRACE_MS;
+                child_send(ch, PROTO_SHUTDOWN, strlen(PROTO_SHUTDOWN));
             }
         }
     }
@@ -495,21 +477,6 @@ flush_client(struct child *ch)
         shutdown(ch->cs->client_fd, SHUT_WR); /* all sent: end of stream */
 }
 /* [write] */
-
-/**
- * @brief Milliseconds left until @p deadline (at least 0).
- * @param deadline a CLOCK_MONOTONIC time.
- * @return the wait for epoll_wait().
- */
-static int
-ms_left(const struct timespec *deadline)
-{
-    struct timespec now;
-
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    long ms = ms_between(&now, deadline);
-    return ms > 0 ? (int)ms : 0;
-}
 
 /* The loop comes after run_child(), where the chapter's page reads it. */
 static _Noreturn void child_loop(struct child *ch);
@@ -589,17 +556,14 @@ run_child(const struct child_start *cs)
                        .view = cs->view,
                        .looked = cs->view.seen,
                        .done = cs->view.seen};
-    char welcome[96];
+    char welcome[PROTO_LINE_MAX];
 
     child_begin(&ch);
     child_watch(&ch);
 
     /* The parent has made our view of every ring its end
      * (shm_reader_start()): we hear the messages from now on. */
-    int n = snprintf(welcome, sizeof welcome,
-                     "* welcome, you are user%lu (%zu online)\n", cs->id,
-                     cs->online);
-    child_send(&ch, welcome, (size_t)n);
+    child_send(&ch, welcome, proto_welcome(welcome, cs->id, cs->online));
     flush_client(&ch);
     child_loop(&ch);
 }
@@ -621,7 +585,7 @@ static int
 child_wait(struct child *ch, struct epoll_event *events, int max)
 {
     struct shm_room *shm = ch->cs->shm;
-    int timeout = ch->closing ? ms_left(&ch->deadline) : -1;
+    int timeout = ch->closing ? clock_ms_until(ch->deadline) : -1;
     bool armed = !ch->closing;
     int ready;
 
