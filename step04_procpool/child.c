@@ -64,9 +64,9 @@ struct child {
     bool news; /**< own ring grew: ring the others' doorbells */
     bool unread; /**< the other rings may hold records not yet read */
     bool blocked; /**< own ring full: waiting for the readers */
-    long long blocked_since; /**< when the wait began */
+    long long blocked_since; /**< when the wait began (clock_ms()) */
     struct room_stats told; /**< the counts already added to the books */
-    long long deadline; /**< when lingering gives up */
+    long long deadline; /**< when lingering gives up (clock_ms()) */
 };
 
 /** epoll token of the socketpair to the parent; a client's token is the
