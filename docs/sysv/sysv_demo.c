@@ -75,13 +75,17 @@ struct window {
     char buf[2 * MSG_MAX]; /**< standard input not yet put in the segment */
     size_t len; /**< bytes in buf */
     int in_eof; /**< standard input has ended */
+    int owned; /**< created the segment, not yet marked for removal */
 };
+
+/** This window, for cleanup() at exit(). */
+static struct window *self;
 
 /**
  * @brief Print `sysv_demo: REASON[: strerror(err)]` on stderr, exit 1.
  *
- * One line: what was tried, on what, and why (STYLE.md). exit() detaches
- * the segment but removes nothing, which is this program's point.
+ * One line: what was tried, on what, and why (STYLE.md). exit() runs
+ * cleanup(): only a window killed by a signal leaves anything behind.
  * @param err an errno value, or 0
  * @param fmt printf format of the reason, then its arguments
  */
@@ -111,7 +115,7 @@ note(const char *fmt, ...)
     vprintf(fmt, ap);
     putchar('\n');
     va_end(ap);
-    if (fflush(stdout) == EOF)
+    if (fflush(stdout) == EOF || ferror(stdout))
         die(errno, "cannot write to standard output");
 }
 
@@ -186,6 +190,7 @@ segment_open(struct window *w, const char *name)
         segment_check(w, &st);
         note("found segment %d (key 0x%08x)", w->id, (unsigned)w->key);
     } else {
+        w->owned = 1;
         w->seg->dev = st.st_dev;
         w->seg->ino = st.st_ino;
         atomic_store(&w->seg->windows, 1);
@@ -301,7 +306,7 @@ print_lines(struct window *w)
                stdout);
         putchar('\n');
     }
-    if (fflush(stdout) == EOF)
+    if (fflush(stdout) == EOF || ferror(stdout))
         die(errno, "cannot write to standard output");
     atomic_store(&r->tail, tail);
     if (printed)
@@ -357,6 +362,23 @@ chat(struct window *w)
 }
 
 /**
+ * @brief At exit(), a failure's too: remove what this window made and has
+ *        not removed yet.
+ *
+ * Errors are ignored: the process is ending with its own message already.
+ * A process killed by a signal never runs this, the page's lesson.
+ */
+static void
+cleanup(void)
+{
+    for (int k = 0; k < 2; k++)
+        if (self->made_fifo[k])
+            (void)unlink(fifo_path[k]);
+    if (self->owned)
+        (void)shmctl(self->id, IPC_RMID, NULL);
+}
+
+/**
  * @brief Set up, chat, and only then clean up, the book's order.
  *
  * A window killed while it chats never gets to the clean-up. With `rmid`
@@ -369,7 +391,7 @@ chat(struct window *w)
 int
 main(int argc, char **argv)
 {
-    struct window w = {0};
+    static struct window w; /* static: cleanup() reads it after main returns */
     int rmid = argc > 1 && strcmp(argv[1], "rmid") == 0;
 
     int help = argc == 2 && strcmp(argv[1], "-h") == 0;
@@ -379,8 +401,9 @@ main(int argc, char **argv)
               help ? stdout : stderr);
         return help ? 0 : 2;
     }
-    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
-        die(errno, "cannot ignore SIGPIPE");
+    self = &w;
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR || atexit(cleanup) != 0)
+        die(errno, "cannot set up");
 
     segment_open(&w, argv[2 + rmid]);
     fifos_open(&w);
@@ -389,22 +412,27 @@ main(int argc, char **argv)
      * after its shmat()), so the key is needed no more. */
     if (rmid && shmctl(w.id, IPC_RMID, NULL) == -1)
         die(errno, "cannot remove segment %d", w.id);
-    if (rmid)
+    if (rmid) {
+        w.owned = 0;
         note("marked segment %d for removal (IPC_RMID)", w.id);
+    }
     chat(&w);
 
     if (close(w.out_fd) == -1 || close(w.in_fd) == -1)
         die(errno, "cannot close a FIFO");
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < 2; k++) {
         if (w.made_fifo[k] && unlink(fifo_path[k]) == -1)
             die(errno, "cannot remove FIFO %s", fifo_path[k]);
+        w.made_fifo[k] = 0;
+    }
     /* Book pitfall: shmctl(IPC_RMID) left for the end is never reached by
      * a killed window -- guarded by tests/step03/sysv.bats. It comes
      * before shmdt(): with kernel.shm_rmid_forced=1 the last shmdt()
      * already destroys the segment, and its shmid would name nothing. */
-    if (!rmid && w.side == 0) {
+    if (w.owned) {
         if (shmctl(w.id, IPC_RMID, NULL) == -1)
             die(errno, "cannot remove segment %d", w.id);
+        w.owned = 0;
         note("removed segment %d (IPC_RMID)", w.id);
     }
     if (shmdt(w.seg) == -1)

@@ -45,9 +45,13 @@ skip_if_forced() {
     fi
 }
 
-# remove_segments: ipcrm every segment our windows created and left.
+# remove_segments: ipcrm every segment our windows created and left, and
+# any other with our directory's key (a window a deadline killed).
 remove_segments() {
     local i
+    if [ -n "${SEG_KEY:-}" ]; then
+        ipcrm -M "$SEG_KEY" 2>/dev/null || true
+    fi
     for i in "${!SEG_IDS[@]}"; do
         # Only one still created by our own window: a freed shmid may
         # already belong to another test's segment.
@@ -85,7 +89,8 @@ window_start() {
     BG_PIDS+=("$!")
 }
 
-# chat_start [rmid]: alice starts and creates the segment (sets SEG_ID),
+# chat_start [rmid]: alice starts and creates the segment (sets SEG_ID and
+# SEG_KEY),
 # bob joins, both say they are talking.
 chat_start() {
     window_start alice "$@"
@@ -95,6 +100,7 @@ chat_start() {
     SEG_ID=$(sed -n 's/^\* created segment \([0-9]*\) .*/\1/p' \
         "$BATS_TEST_TMPDIR/alice.out")
     SEG_IDS+=("$SEG_ID") SEG_PIDS+=("${WIN_PID[alice]}")
+    SEG_KEY=$(sed -n 's/.*(key \(0x[0-9a-f]*\)).*/\1/p' "$out")
     window_start bob "$@"
     wait_for_line "$BATS_TEST_TMPDIR/alice.out" "* talking with bob"
     wait_for_line "$BATS_TEST_TMPDIR/bob.out" "* talking with alice"
@@ -234,7 +240,8 @@ normalize() {
     local key
     key=$(sed -n 's/.*(key \(0x[0-9a-f]*\)).*/\1/p' "$BATS_TEST_TMPDIR/alice.out")
     cd "$CHAT"
-    run --separate-stderr "$DEMO" chat carol </dev/null
+    # A deadline: a carol that missed the leftover would wait for a peer.
+    run --separate-stderr timeout "$WAIT_SECONDS" "$DEMO" chat carol </dev/null
     assert_failure 1
     assert_output ""
     assert_equal "$stderr" "sysv_demo: segment $SEG_ID (key $key) is left over, still holding alice's \"hi bob\": ipcrm -m $SEG_ID removes it"
@@ -263,7 +270,8 @@ normalize() {
 @test "a third window is refused while two are talking" {
     chat_start
     cd "$CHAT"
-    run --separate-stderr "$DEMO" chat carol </dev/null
+    # A deadline: a carol that missed the leftover would wait for a peer.
+    run --separate-stderr timeout "$WAIT_SECONDS" "$DEMO" chat carol </dev/null
     assert_failure 1
     assert_equal "$stderr" "sysv_demo: segment $SEG_ID already has two windows"
     run "$DEMO" chat
