@@ -46,7 +46,8 @@ PORT ?= 4444
 UNIT_TESTS := $(addprefix $(B)/tests/test_,line net outq room)
 # The benchmark's yardstick: a plain epoll chat server, not a chapter.
 PLAIN      := $(B)/bench/plain_epoll
-# Chapter 3's System V sidebar: a segment that outlives its process.
+# Chapter 3's System V sidebar: a two-window chat whose segment outlives
+# a killed window.
 SYSV_DEMO  := $(B)/sysv/sysv_demo
 
 all: $(STEP_NAMES) $(UNIT_TESTS) $(PLAIN) $(SYSV_DEMO)
@@ -63,8 +64,9 @@ help:
 	@echo "  make docs             the Doxygen site in build/docs (fails on any warning)"
 	@echo "  make samples          rerun every session the pages show, into docs/samples/"
 	@echo "                        (after a change to what a server prints; make test checks them)"
-	@echo "  make sysv-demo        a System V segment left by a killed process, and the cure"
-	@echo "                        (IPC_RMID right after shmat), shown with ipcs"
+	@echo "  make sysv-demo        two windows chat through a System V segment and FIFOs:"
+	@echo "                        the segment a killed window leaves in ipcs, and the cure"
+	@echo "                        (IPC_RMID once both have attached)"
 	@echo "  make site-check       make docs, then every page in headless Chromium at 1280 px:"
 	@echo "                        links, images, sidebar, width; build/docs/screenshots/"
 	@echo "  make bench            every chapter and Redis pub/sub under the same load:"
