@@ -18,9 +18,9 @@
 # and persistence off. build/bench/loadgen (tests/bench/loadgen.c) is the
 # load:
 #
-#   fanout  (clients, senders) = (10,1) (100,1) (100,10) (1000,10), 32-byte
-#           payloads, window 64, each run bounded by SEND_S seconds of
-#           sending; every delivery is checked (exactly once, in order,
+#   fanout  (clients, senders) = (10,1) (100,1) (100,10) (1000,10) (5000,10),
+#           32-byte payloads, window 64, each run bounded by SEND_S seconds
+#           of sending; every delivery is checked (exactly once, in order,
 #           byte-exact). Redis: the clients are subscribers of one channel,
 #           each sender publishes through a connection of its own.
 #   limit   every chapter: the fanout row (100,10) with -n 116 and with
@@ -77,7 +77,7 @@ if [ "$QUICK" = 1 ]; then
     FLOOD_LINES=2000
     DEADLINE=20
 else
-    MATRIX=("10 1" "100 1" "100 10" "1000 10")
+    MATRIX=("10 1" "100 1" "100 10" "1000 10" "5000 10")
     REPS=3
     SEND_S=1.5
     PACED_S=2
