@@ -586,7 +586,9 @@ bash tests/bench/report.sh "$CSV" "$QUICK" "$FLOOD_CSV" "$FLOOD10_CSV" \
 
 # ---- the plots -------------------------------------------------------------------
 
-if command -v gnuplot >/dev/null 2>&1; then
+if ! row fanout; then
+    log "no fan-out rows in this run (BENCH_ROWS): no plots"
+elif command -v gnuplot >/dev/null 2>&1; then
     bash tests/bench/plot.sh "$CSV" "$OUT" || log "gnuplot failed; no plots"
 else
     log "gnuplot is not installed; no plots"
