@@ -317,7 +317,27 @@ normalize() {
             gsub(/chat-[0-9]+-[0-9a-f]+/, "&@")
             print
         }' | sed -E "$script$back"'s/(chat-[0-9]+-)[0-9a-f]+@/\1XXXXXXXX/g' |
-        awk '/^@ps / { printf "%5s %5s", $2, $3; $1 = $2 = $3 = ""; sub(/^ +/, ""); print " " $0; next } 1' |
+        awk '
+            # A run of ps lines, in the order of the pids shown: the real
+            # pids may have wrapped (pid_max), so their order is not it.
+            function flush(   i, j, t) {
+                for (i = 2; i <= n; i++)
+                    for (j = i; j > 1 && key[j] < key[j - 1]; j--) {
+                        t = key[j]; key[j] = key[j - 1]; key[j - 1] = t
+                        t = row[j]; row[j] = row[j - 1]; row[j - 1] = t
+                    }
+                for (i = 1; i <= n; i++) print row[i]
+                n = 0
+            }
+            /^@ps / {
+                key[++n] = $2 + 0
+                line = sprintf("%5s %5s", $2, $3)
+                $1 = $2 = $3 = ""; sub(/^ +/, "")
+                row[n] = line " " $0
+                next
+            }
+            { flush(); print }
+            END { flush() }' |
         fold_long
 }
 
@@ -403,7 +423,7 @@ shell_ps() {
     echo "\$ ps -o pid,ppid,args --ppid $1"
     echo "  PID  PPID COMMAND"
     # Marked lines: normalize lays them out once the pids are rewritten.
-    ps -o pid=,ppid=,args= --ppid "$1" | sort -n | sed 's/^ */@ps /'
+    ps -o pid=,ppid=,args= --ppid "$1" | sed 's/^ */@ps /'
 }
 
 # shell_maps PID: the region's line of /proc/PID/maps, its device and inode
