@@ -281,19 +281,21 @@ log_put(const char *p, size_t len, int wait_ms)
 /**
  * @brief Writes a line, or drops and counts it if stderr is full.
  *
- * A report of earlier drops goes first. A trace line never waits; any
- * other waits up to #LOG_WAIT_MS, unless one already waited in vain and
- * has not been reported yet (the stall is known: do not wait again).
+ * A report of earlier drops goes first. A trace line or a note never
+ * waits; any other line waits up to #LOG_WAIT_MS, unless one already
+ * waited in vain and has not been reported yet (the stall is known: do
+ * not wait again).
  * @param line  the line, with its newline.
  * @param len   its length, at most #LOG_LINE_MAX.
  * @param trace true for a `-v` trace line.
+ * @param wait  false for a line that must never hold the loop (a note).
  */
 static void
-log_emit(const char *line, size_t len, bool trace)
+log_emit(const char *line, size_t len, bool trace, bool wait)
 {
     if (log_drops.traces + log_drops.messages > 0 && log_drops.pid != getpid())
         memset(&log_drops, 0, sizeof log_drops); /* the parent's, not ours */
-    int wait_ms = trace || log_drops.messages > 0 ? 0 : LOG_WAIT_MS;
+    int wait_ms = trace || !wait || log_drops.messages > 0 ? 0 : LOG_WAIT_MS;
 
     if (log_drops.traces + log_drops.messages > 0) {
         char note[160];
@@ -328,11 +330,12 @@ drop:
  * is kept for log_caught() instead.
  * @param err   errno value to append, or 0 for none.
  * @param fatal true for the last line of a program (die() and friends).
+ * @param wait  false for a note, which never waits for a full stderr.
  * @param fmt   printf-style format.
  * @param ap    arguments of @p fmt.
  */
 static void
-log_write(int err, bool fatal, const char *fmt, va_list ap)
+log_write(int err, bool fatal, bool wait, const char *fmt, va_list ap)
 {
     char line[LOG_LINE_MAX];
     size_t len = 0;
@@ -352,7 +355,7 @@ log_write(int err, bool fatal, const char *fmt, va_list ap)
     if (err != 0)
         line_add(line, sizeof line - 1, &len, ": %s", strerror(err));
     line[len++] = '\n'; /* room kept: the adds above stop one byte short */
-    log_emit(line, len, false);
+    log_emit(line, len, false, wait);
 }
 
 void
@@ -362,7 +365,19 @@ log_msg(const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    log_write(0, false, fmt, ap);
+    log_write(0, false, true, fmt, ap);
+    va_end(ap);
+    errno = saved;
+}
+
+void
+log_note(const char *fmt, ...)
+{
+    int saved = errno;
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_write(0, false, false, fmt, ap);
     va_end(ap);
     errno = saved;
 }
@@ -374,7 +389,7 @@ log_errno(const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    log_write(saved, false, fmt, ap);
+    log_write(saved, false, true, fmt, ap);
     va_end(ap);
     errno = saved;
 }
@@ -386,7 +401,7 @@ die_errno(const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    log_write(saved, true, fmt, ap);
+    log_write(saved, true, true, fmt, ap);
     va_end(ap);
     exit(EXIT_RUNTIME);
 }
@@ -397,7 +412,7 @@ die(const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    log_write(0, true, fmt, ap);
+    log_write(0, true, true, fmt, ap);
     va_end(ap);
     exit(EXIT_RUNTIME);
 }
@@ -409,7 +424,7 @@ die_child(const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    log_write(saved, true, fmt, ap);
+    log_write(saved, true, true, fmt, ap);
     va_end(ap);
     _exit(EXIT_RUNTIME);
 }
@@ -452,7 +467,7 @@ trace_end(void)
         line_add(line, sizeof line - 1, &len, "[%s] ", log_tag);
     line_add(line, sizeof line - 1, &len, "%s", trace_buf);
     line[len++] = '\n'; /* room kept: the adds above stop one byte short */
-    log_emit(line, len, true);
+    log_emit(line, len, true, false);
     trace_len = 0;
     errno = saved;
 }

@@ -81,6 +81,16 @@ const char *log_caught(void);
 void log_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /**
+ * @brief Prints one line of news on stderr (a user joined or left).
+ *
+ * Unlike log_msg(), it never waits for a full stderr: a terminal nobody
+ * scrolls must not slow the room down by one pause per connection. A
+ * note that does not fit is dropped and counted, as a trace line is.
+ * @param fmt printf-style format, without a trailing newline.
+ */
+void log_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/**
  * @brief Prints one line ending in ": <strerror(errno)>".
  *
  * errno is read before anything else runs, so the caller may pass the

@@ -333,7 +333,7 @@ room_join(struct room *room, int fd)
     /* The server's terminal shows who comes and goes; with -v the trace
      * above says it, with the descriptor. */
     if (!log_verbose)
-        log_msg("user%lu joined (%zu online)", c->id, everyone + 1);
+        log_note("user%lu joined (%zu online)", c->id, everyone + 1);
 
     client_send(room, c, msg, proto_welcome(msg, c->id, everyone + 1));
     say(room, c, msg, proto_joined(msg, c->id));
@@ -573,7 +573,7 @@ reap(struct room *room)
         unseat(room, c);
         trace_add("; user%lu left", c->id);
         if (!log_verbose)
-            log_msg("user%lu left", c->id);
+            log_note("user%lu left", c->id);
         /* While shutting down, everyone leaves: nobody to tell. */
         if (!room->closing)
             say(room, c, msg, proto_left(msg, c->id));
@@ -608,8 +608,9 @@ trim_heap(struct room *room)
     long long now = clock_ms();
     if (now < room->trim_at)
         return;
-    /* A kept buffer is for a busy queue's next pass; a second on, an
-     * empty queue's buffer is memory an idle client holds for nothing. */
+    /* A kept buffer saves a busy queue one allocation per pass; a trim
+     * comes at most once a second, so losing it then costs a busy queue
+     * one allocation a second, and an idle client holds nothing. */
     for (size_t i = 0; i < room->online; i++)
         if (!outq_pending(&room->users[i]->out))
             outq_free(&room->users[i]->out);
@@ -703,6 +704,7 @@ room_close(struct room *room)
 {
     for (size_t i = 0; i < room->online; i++) {
         close(room->users[i]->fd);
+        line_free(&room->users[i]->in);
         outq_free(&room->users[i]->out);
         free(room->users[i]);
     }

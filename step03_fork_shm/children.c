@@ -242,7 +242,7 @@ client_add(struct server *srv, int fd)
     trace_add(": user%lu in child %ld", c->id, (long)pid);
     /* The server's terminal shows who comes and goes (-v: the trace). */
     if (!log_verbose)
-        log_msg("user%lu joined (%zu online)", c->id, srv->online);
+        log_note("user%lu joined (%zu online)", c->id, srv->online);
 }
 /* [join] */
 
@@ -333,7 +333,7 @@ reap_children(struct server *srv)
                   WIFSIGNALED(status) ? "killed by signal" : "exited",
                   WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
         if (!log_verbose)
-            log_msg("user%lu left", c->id);
+            log_note("user%lu left", c->id);
         if (WIFEXITED(status) && WEXITSTATUS(status) == CHILD_EXIT_SLOW)
             srv->slow++;
         shm_reader_stop(srv->shm, slot);

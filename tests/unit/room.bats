@@ -17,3 +17,4 @@ setup() {
 @test "room: a reader that does not drain within the grace period is dropped and announced" { run "$TEST_ROOM" slow; assert_success; }
 @test "room: shutting down sends the notice, then end of stream, and relays nothing more" { run "$TEST_ROOM" shutdown; assert_success; }
 @test "room: after a burst the heap is trimmed and idle queues let go of their kept buffers" { run "$TEST_ROOM" trim; assert_success; }
+@test "room: closing the room frees every client, an unfinished line included" { run "$TEST_ROOM" close; assert_success; }

@@ -415,11 +415,40 @@ t_trim(void)
     return bad;
 }
 
+/**
+ * @brief Closing the room frees everything, a client's unfinished line
+ *        included.
+ *
+ * Passes in any build; under `SAN=1` LeakSanitizer fails it at exit if
+ * room_close() forgets the line's buffer.
+ * @return 0 on success.
+ */
+static int
+t_close(void)
+{
+    struct room room;
+    struct peer a, b;
+    char buf[256];
+
+    room_init(&room, 5, NULL);
+    if (join(&room, &a) < 0 || join(&room, &b) < 0)
+        return failed("close", "no socketpair");
+    drain(&a, buf, sizeof buf);
+    drain(&b, buf, sizeof buf);
+    say(&room, &a, "half a line");
+    if (a.c->in.len == 0)
+        return failed("close", "the unfinished line was not held");
+    room_close(&room);
+    close(a.fd);
+    close(b.fd);
+    return 0;
+}
+
 /** Every case, by name. */
 static const struct test_case cases[] = {
     {"join", t_join},         {"limit", t_limit}, {"fanout", t_fanout},
     {"leave", t_leave},       {"pause", t_pause}, {"slow", t_slow},
-    {"shutdown", t_shutdown}, {"trim", t_trim},
+    {"shutdown", t_shutdown}, {"trim", t_trim},   {"close", t_close},
 };
 
 /**
