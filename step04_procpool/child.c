@@ -196,7 +196,8 @@ room_to_write(struct child *ch)
  * Messages never get here without room (the room reads only as much as
  * the ring can take); join and leave notices cannot be put off, so in a
  * burst of them the worker waits for the readers -- at most
- * #LAG_GRACE_MS, then a stuck reader is passed over.
+ * #LAG_GRACE_MS, then a stuck reader is passed over -- copying their
+ * rings while it waits, since they may be waiting for it.
  * @param ch   the worker.
  * @param need records about to be written.
  */
@@ -210,6 +211,11 @@ wait_for_room(struct child *ch, size_t need)
     while (ring_room(ch->cs->shm, ch->cs->index) < need) {
         if (clock_ms() - start >= LAG_GRACE_MS)
             return;
+        /* Another worker may be waiting here for us: copy its ring
+         * meanwhile, or the two wait for each other until one laps the
+         * other (a mass leave on two workers at once). */
+        if (room_taking(&ch->room))
+            read_rings(ch);
         ring_bells(ch); /* the readers read when their doorbells ring */
         nanosleep(&pause, NULL);
     }
@@ -456,6 +462,8 @@ announce_predecessor(struct child *ch)
         wait_for_room(ch, 1);
         ring_put(&shm->rings[ch->cs->index], msg, proto_left(msg, id));
         atomic_store(&users[i], 0);
+        if (!log_verbose)
+            log_note("user%lu left", id);
         ch->news = true;
     }
     atomic_store(&shm->online[ch->cs->index], 0);
@@ -539,7 +547,7 @@ wait_timeout(const struct child *ch)
 {
     int timeout = room_timeout(&ch->room);
 
-    if (ch->unread && room_taking(&ch->room))
+    if (ch->unread && room_taking(&ch->room) && !ch->room.closing)
         timeout = 0; /* records wait in the rings */
     if (ch->room.closing) {
         int left = clock_ms_until(ch->deadline);
