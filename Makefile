@@ -43,7 +43,7 @@ PORT ?= 4444
         lint valgrind fuzz fuzz-build \
         $(STEP_NAMES) $(MISSING)
 
-UNIT_TESTS := $(addprefix $(B)/tests/test_,line net outq room)
+UNIT_TESTS := $(addprefix $(B)/tests/test_,line net outq room ring)
 # The benchmark's yardstick: a plain epoll chat server, not a chapter.
 PLAIN      := $(B)/bench/plain_epoll
 # Chapter 3's System V sidebar: a two-window chat whose segment outlives
@@ -123,6 +123,12 @@ $(B)/tests/test_outq: $(B)/obj/tests/unit/test_outq.o $(B)/obj/tests/unit/unit.o
 # The room module is chapter 1's, carried unchanged into chapters 2 and 4.
 $(B)/tests/test_room: $(B)/obj/tests/unit/test_room.o $(B)/obj/tests/unit/unit.o \
                       $(B)/obj/step01_poll_chat/room.o $(COMMON_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Chapter 4's rings (shm.c), as its workers use them.
+$(B)/tests/test_ring: $(B)/obj/tests/unit/test_ring.o $(B)/obj/tests/unit/unit.o \
+                      $(B)/obj/step04_procpool/shm.o $(COMMON_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -205,6 +205,22 @@ ring_unread(const struct ring *r, uint64_t head, uint64_t floor)
     return (size_t)(head - lo);
 }
 
+/**
+ * @brief Records a writer may add to a ring that has @p unread of them.
+ *
+ * One record stays free: a reader that finds the head a whole ring ahead
+ * of its cursor cannot tell a full ring from one whose writer has begun
+ * to overwrite its record (ring_get()), and would leave as passed over.
+ * So no writer takes the last one.
+ * @param unread records some reader may not have copied.
+ * @return the room, 0 if the ring is full.
+ */
+static size_t
+free_records(size_t unread)
+{
+    return unread < RING_SLOTS ? RING_SLOTS - 1 - unread : 0;
+}
+
 /* [ring-room] */
 size_t
 ring_room(struct shm_room *shm, size_t ring, uint64_t *floor)
@@ -212,7 +228,7 @@ ring_room(struct shm_room *shm, size_t ring, uint64_t *floor)
     const struct ring *r = &shm->rings[ring];
     uint64_t head =
         atomic_load_explicit(&shm->head[ring], memory_order_relaxed);
-    size_t room = RING_SLOTS - ring_unread(r, head, *floor);
+    size_t room = free_records(ring_unread(r, head, *floor));
 
     /* The cached floor is still true (readers' numbers only grow, and a
      * newcomer starts at the present); look at the readers again only
@@ -221,7 +237,7 @@ ring_room(struct shm_room *shm, size_t ring, uint64_t *floor)
         uint64_t low = slowest_reader(shm, ring);
         if (low > *floor)
             *floor = low;
-        room = RING_SLOTS - ring_unread(r, head, *floor);
+        room = free_records(ring_unread(r, head, *floor));
     }
     return room;
 }

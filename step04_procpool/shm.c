@@ -120,7 +120,12 @@ ring_room(struct shm_room *shm, size_t ring)
         if (head - at <= RING_SLOTS && at < oldest)
             oldest = at;
     }
-    return RING_SLOTS - (size_t)(head - oldest);
+    /* One record stays free: a reader that finds the head a whole ring
+     * ahead of its cursor cannot tell a full ring from one whose writer
+     * has begun to overwrite its record (ring_get()), and would leave as
+     * lapped. So the writer never takes the last one. */
+    size_t used = (size_t)(head - oldest);
+    return used < RING_SLOTS ? RING_SLOTS - 1 - used : 0;
 }
 /* [ring-room] */
 
