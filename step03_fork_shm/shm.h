@@ -58,7 +58,7 @@
 #ifndef STEP03_SHM_H
 #define STEP03_SHM_H
 
-#include "line.h"
+#include "proto.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -70,8 +70,8 @@
 /* [shm-types] */
 /** Messages a ring holds; a reader this far behind is a slow reader. */
 #define RING_SLOTS 256
-/** Longest record: "user<id>: " + a #LINE_MAX_PIECE message + "\n". */
-#define RECORD_MAX (LINE_MAX_PIECE + 32)
+/** Longest record: the longest line the room makes (proto.h). */
+#define RECORD_MAX PROTO_LINE_MAX
 /** How long a writer waits for readers that do not move. */
 #define LAG_GRACE_MS 1000
 /** Rings per group counter: a reader skips a group that did not move. */

@@ -33,7 +33,7 @@
 #ifndef STEP04_SHM_H
 #define STEP04_SHM_H
 
-#include "line.h"
+#include "proto.h"
 
 #include <stdatomic.h>
 #include <stddef.h>
@@ -42,8 +42,8 @@
 /* [shm-types] */
 /** Messages a ring holds. */
 #define RING_SLOTS 4096
-/** Longest record: "user<id>: " + a #LINE_MAX_PIECE message + "\n". */
-#define RECORD_MAX (LINE_MAX_PIECE + 32)
+/** Longest record: the longest line the room makes (proto.h). */
+#define RECORD_MAX PROTO_LINE_MAX
 /** How long a writer waits for readers that do not move. Longer than the
  * room's own grace period (room.c): a worker whose client reads slowly
  * stops reading the rings for at most that long, and must not be passed

@@ -55,7 +55,8 @@ run(struct sink *s, const char *data, size_t n, size_t step)
     if (step == 0)
         step = n ? n : 1;
     for (size_t i = 0; i < n; i += step)
-        line_feed(&f, data + i, n - i < step ? n - i : step, collect, s);
+        if (line_feed(&f, data + i, n - i < step ? n - i : step, collect, s))
+            s->count = (size_t)-1; /* out of memory: no expected count */
     line_finish(&f, collect, s);
 }
 
