@@ -376,6 +376,8 @@ log_note(const char *fmt, ...)
     int saved = errno;
     va_list ap;
 
+    if (log_verbose)
+        return;
     va_start(ap, fmt);
     log_write(0, false, false, fmt, ap);
     va_end(ap);

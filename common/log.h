@@ -81,8 +81,10 @@ const char *log_caught(void);
 void log_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /**
- * @brief Prints one line of news on stderr (a user joined or left).
+ * @brief Prints one line of news on stderr (a user joined or left), so
+ *        that the server's terminal shows who comes and goes.
  *
+ * Only without `-v`: then the trace says it, with the descriptors.
  * Unlike log_msg(), it never waits for a full stderr: a terminal nobody
  * scrolls must not slow the room down by one pause per connection. A
  * note that does not fit is dropped and counted, as a trace line is.

@@ -240,9 +240,7 @@ client_add(struct server *srv, int fd)
     if (net_set_nonblock(c->fd) < 0 || watch(srv, c->fd, EPOLLIN, c) < 0)
         log_errno("cannot watch user%lu's socketpair", c->id);
     trace_add(": user%lu in child %ld", c->id, (long)pid);
-    /* The server's terminal shows who comes and goes (-v: the trace). */
-    if (!log_verbose)
-        log_note("user%lu joined (%zu online)", c->id, srv->online);
+    log_note("user%lu joined (%zu online)", c->id, srv->online);
 }
 /* [join] */
 
@@ -332,8 +330,7 @@ reap_children(struct server *srv)
         trace_add("; user%lu's child %ld %s %d", c->id, (long)pid,
                   WIFSIGNALED(status) ? "killed by signal" : "exited",
                   WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-        if (!log_verbose)
-            log_note("user%lu left", c->id);
+        log_note("user%lu left", c->id);
         if (WIFEXITED(status) && WEXITSTATUS(status) == CHILD_EXIT_SLOW)
             srv->slow++;
         shm_reader_stop(srv->shm, slot);

@@ -60,7 +60,6 @@ struct child {
     struct room_hooks hooks; /**< how its part reaches the rest */
     size_t *free_seats; /**< entries of its users row given back */
     size_t nfree; /**< entries on #free_seats */
-    size_t top; /**< entries of its users row ever used */
     bool news; /**< own ring grew: ring the others' doorbells */
     bool unread; /**< the other rings may hold records not yet read */
     bool blocked; /**< own ring full: waiting for the readers */
@@ -296,19 +295,21 @@ hook_joined(void *ctx, struct client *c)
     if (ch->nfree > 0) {
         c->tag = ch->free_seats[--ch->nfree];
     } else {
-        /* Every entry ever used may come back: make room for it now, so
-         * that giving one back never needs memory. */
+        /* The row's top is ours to move (shm.h); the parent reads it only
+         * once we are dead. Every entry ever used may come back: make
+         * room for it now, so that giving one back never needs memory. */
+        size_t top = atomic_load(&shm->top[ch->cs->index]);
         size_t *seats =
-            realloc(ch->free_seats, (ch->top + 1) * sizeof *ch->free_seats);
-        if (seats == NULL || ch->top == shm->users_cap) {
+            realloc(ch->free_seats, (top + 1) * sizeof *ch->free_seats);
+        if (seats == NULL || top == shm->users_cap) {
             if (seats != NULL)
                 ch->free_seats = seats;
             errno = ENOMEM;
             return -1;
         }
         ch->free_seats = seats;
-        c->tag = ch->top++;
-        atomic_store(&shm->top[ch->cs->index], ch->top);
+        c->tag = top;
+        atomic_store(&shm->top[ch->cs->index], top + 1);
     }
     atomic_store(&shm_users(shm, ch->cs->index)[c->tag], c->id);
     atomic_fetch_add(&shm->online[ch->cs->index], 1);
@@ -462,8 +463,7 @@ announce_predecessor(struct child *ch)
         wait_for_room(ch, 1);
         ring_put(&shm->rings[ch->cs->index], msg, proto_left(msg, id));
         atomic_store(&users[i], 0);
-        if (!log_verbose)
-            log_note("user%lu left", id);
+        log_note("user%lu left", id);
         ch->news = true;
     }
     atomic_store(&shm->online[ch->cs->index], 0);

@@ -232,8 +232,7 @@ announce_leaves(struct server *srv, size_t i)
             continue;
         ring_put(&shm->rings[i], msg, proto_left(msg, id));
         atomic_store(&users[k], 0);
-        if (!log_verbose)
-            log_note("user%lu left", id); /* the trace below counts them */
+        log_note("user%lu left", id);
         told++;
     }
     if (told > 0)

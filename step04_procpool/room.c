@@ -330,10 +330,7 @@ room_join(struct room *room, int fd)
         return NULL;
     }
     trace_add(": user%lu on fd %d", c->id, fd);
-    /* The server's terminal shows who comes and goes; with -v the trace
-     * above says it, with the descriptor. */
-    if (!log_verbose)
-        log_note("user%lu joined (%zu online)", c->id, everyone + 1);
+    log_note("user%lu joined (%zu online)", c->id, everyone + 1);
 
     client_send(room, c, msg, proto_welcome(msg, c->id, everyone + 1));
     say(room, c, msg, proto_joined(msg, c->id));
@@ -572,8 +569,7 @@ reap(struct room *room)
         close(c->fd); /* an epoll set forgets it too */
         unseat(room, c);
         trace_add("; user%lu left", c->id);
-        if (!log_verbose)
-            log_note("user%lu left", c->id);
+        log_note("user%lu left", c->id);
         /* While shutting down, everyone leaves: nobody to tell. */
         if (!room->closing)
             say(room, c, msg, proto_left(msg, c->id));

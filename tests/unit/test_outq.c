@@ -20,19 +20,6 @@
 #define SMALLEST ((size_t)OUTQ_MIN_CAP)
 
 /**
- * @brief Reports a failed expectation.
- * @param name the case.
- * @param what what went wrong.
- * @return 1, for the case to return.
- */
-static int
-failed(const char *name, const char *what)
-{
-    fprintf(stderr, "%s: %s\n", name, what);
-    return 1;
-}
-
-/**
  * @brief Pushing nothing onto an empty queue is a no-op (found by fuzzing:
  *        it used to do arithmetic on the NULL buffer).
  * @return 0 on success.
@@ -43,12 +30,12 @@ t_zero(void)
     struct outq q = {0};
 
     if (outq_push(&q, "", 0, 100) != 0)
-        return failed("zero", "a push of 0 bytes was refused");
+        return unit_fail("zero", "a push of 0 bytes was refused");
     if (q.buf != NULL || q.len != 0 || outq_pending(&q))
-        return failed("zero", "a push of 0 bytes changed the empty queue");
+        return unit_fail("zero", "a push of 0 bytes changed the empty queue");
     if (outq_push(&q, "ab", 2, 100) != 0 || outq_push(&q, "", 0, 100) != 0 ||
         q.len != 2 || memcmp(q.buf + q.head, "ab", 2) != 0)
-        return failed("zero", "a push of 0 bytes changed a queue");
+        return unit_fail("zero", "a push of 0 bytes changed a queue");
     outq_free(&q);
     return 0;
 }
@@ -63,14 +50,14 @@ t_limit(void)
     struct outq q = {0};
 
     if (outq_push(&q, "abcd", 4, 6) != 0)
-        return failed("limit", "a push under the limit was refused");
+        return unit_fail("limit", "a push under the limit was refused");
     errno = 0;
     if (outq_push(&q, "efg", 3, 6) != -1 || errno != ENOBUFS)
-        return failed("limit", "a push past the limit was not ENOBUFS");
+        return unit_fail("limit", "a push past the limit was not ENOBUFS");
     if (q.len != 4 || memcmp(q.buf + q.head, "abcd", 4) != 0)
-        return failed("limit", "a refused push changed the queue");
+        return unit_fail("limit", "a refused push changed the queue");
     if (outq_push(&q, "ef", 2, 6) != 0 || q.len != 6)
-        return failed("limit", "a push up to the limit was refused");
+        return unit_fail("limit", "a push up to the limit was refused");
     outq_free(&q);
     return 0;
 }
@@ -89,20 +76,20 @@ t_flush(void)
     int sv[2];
 
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
-        return failed("flush", "socketpair failed");
+        return unit_fail("flush", "socketpair failed");
     outq_set_budget(0);
     if (outq_push(&q, "hello\n", 6, 100) != 0 || outq_flush(&q, sv[0]) != 6)
-        return failed("flush", "the flush did not write 6 bytes");
+        return unit_fail("flush", "the flush did not write 6 bytes");
     if (q.buf != NULL || outq_pending(&q))
-        return failed("flush", "an emptied queue kept memory past a budget "
-                               "of 0");
+        return unit_fail("flush", "an emptied queue kept memory past a budget "
+                                  "of 0");
     if (read(sv[1], buf, sizeof buf) != 6 || memcmp(buf, "hello\n", 6) != 0)
-        return failed("flush", "the peer did not read what was queued");
+        return unit_fail("flush", "the peer did not read what was queued");
     close(sv[1]);
     outq_push(&q, "x\n", 2, 100);
     errno = 0;
     if (outq_flush(&q, sv[0]) != -1 || errno != EPIPE)
-        return failed("flush", "a gone peer is not -1 with EPIPE");
+        return unit_fail("flush", "a gone peer is not -1 with EPIPE");
     close(sv[0]);
     outq_free(&q);
     outq_set_budget(OUTQ_KEEP_BUDGET);
@@ -155,22 +142,23 @@ t_keep(void)
     int sv[2];
 
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
-        return failed("keep", "socketpair failed");
+        return unit_fail("keep", "socketpair failed");
     if (outq_kept() != 0)
-        return failed("keep", "bytes kept before any queue emptied");
+        return unit_fail("keep", "bytes kept before any queue emptied");
     if (push_flush(&q, 100, sv[0], sv[1]) != 0)
-        return failed("keep", "100 bytes did not go through");
+        return unit_fail("keep", "100 bytes did not go through");
     char *buf = q.buf;
     size_t cap = q.cap;
     if (buf == NULL || cap == 0 || outq_pending(&q))
-        return failed("keep", "an emptied queue did not keep its buffer");
+        return unit_fail("keep", "an emptied queue did not keep its buffer");
     if (outq_kept() != cap)
-        return failed("keep", "the kept buffer is not counted in the budget");
+        return unit_fail("keep",
+                         "the kept buffer is not counted in the budget");
     if (outq_push(&q, "ab", 2, 100) != 0 || q.buf != buf || q.len != 2 ||
         memcmp(q.buf + q.head, "ab", 2) != 0)
-        return failed("keep", "a push did not reuse the kept buffer");
+        return unit_fail("keep", "a push did not reuse the kept buffer");
     if (outq_kept() != 0)
-        return failed("keep", "a buffer in use is still counted as kept");
+        return unit_fail("keep", "a buffer in use is still counted as kept");
     outq_free(&q);
     close(sv[0]);
     close(sv[1]);
@@ -189,27 +177,27 @@ t_budget(void)
     int sv[2];
 
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
-        return failed("budget", "socketpair failed");
+        return unit_fail("budget", "socketpair failed");
     outq_set_budget(2 * SMALLEST); /* two smallest buffers */
     for (int i = 0; i < 3; i++)
         if (push_flush(&q[i], 100, sv[0], sv[1]) != 0)
-            return failed("budget", "100 bytes did not go through");
+            return unit_fail("budget", "100 bytes did not go through");
     if (q[0].buf == NULL || q[1].buf == NULL)
-        return failed("budget", "a buffer within the budget was freed");
+        return unit_fail("budget", "a buffer within the budget was freed");
     if (q[2].buf != NULL || q[2].cap != 0)
-        return failed("budget", "a buffer past the budget was kept");
+        return unit_fail("budget", "a buffer past the budget was kept");
     if (outq_kept() != q[0].cap + q[1].cap || outq_kept() > 2 * SMALLEST)
-        return failed("budget", "the kept bytes are not the kept buffers'");
+        return unit_fail("budget", "the kept bytes are not the kept buffers'");
     outq_free(&q[1]);
     outq_set_budget(OUTQ_KEEP_BUDGET);
     /* Room in the budget, but the buffer is too big to be worth keeping. */
     if (push_flush(&q[2], OUTQ_KEEP_MAX + 1, sv[0], sv[1]) != 0)
-        return failed("budget", "a big push did not go through");
+        return unit_fail("budget", "a big push did not go through");
     if (q[2].buf != NULL)
-        return failed("budget", "a buffer above OUTQ_KEEP_MAX was kept");
+        return unit_fail("budget", "a buffer above OUTQ_KEEP_MAX was kept");
     outq_free(&q[0]);
     if (outq_kept() != 0)
-        return failed("budget", "bytes still kept after every queue freed");
+        return unit_fail("budget", "bytes still kept after every queue freed");
     close(sv[0]);
     close(sv[1]);
     return 0;
@@ -227,17 +215,17 @@ t_free_kept(void)
     int sv[2];
 
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
-        return failed("free_kept", "socketpair failed");
+        return unit_fail("free_kept", "socketpair failed");
     if (push_flush(&q, 10, sv[0], sv[1]) != 0 || q.buf == NULL)
-        return failed("free_kept", "no buffer kept to free");
+        return unit_fail("free_kept", "no buffer kept to free");
     outq_free(&q);
     if (q.buf != NULL || q.cap != 0 || q.len != 0 || q.head != 0)
-        return failed("free_kept", "the freed queue is not empty");
+        return unit_fail("free_kept", "the freed queue is not empty");
     if (outq_kept() != 0)
-        return failed("free_kept", "the freed buffer is still counted");
+        return unit_fail("free_kept", "the freed buffer is still counted");
     outq_free(&q); /* twice is harmless */
     if (outq_kept() != 0)
-        return failed("free_kept", "a second free changed the count");
+        return unit_fail("free_kept", "a second free changed the count");
     close(sv[0]);
     close(sv[1]);
     return 0;
@@ -255,33 +243,33 @@ t_freed(void)
     int sv[2];
 
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
-        return failed("freed", "socketpair failed");
+        return unit_fail("freed", "socketpair failed");
     outq_trim();
     if (outq_freed() != 0)
-        return failed("freed", "a trim did not start the count again");
+        return unit_fail("freed", "a trim did not start the count again");
     outq_set_budget(0); /* nothing kept: the flush frees */
     if (push_flush(&q, 100, sv[0], sv[1]) != 0 || q.buf != NULL)
-        return failed("freed", "the emptied buffer was not freed");
+        return unit_fail("freed", "the emptied buffer was not freed");
     if (outq_freed() != SMALLEST)
-        return failed("freed", "a buffer freed by a flush was not counted");
+        return unit_fail("freed", "a buffer freed by a flush was not counted");
     outq_set_budget(OUTQ_KEEP_BUDGET);
     if (push_flush(&q, 10, sv[0], sv[1]) != 0)
-        return failed("freed", "10 bytes did not go through");
+        return unit_fail("freed", "10 bytes did not go through");
     /* Growing past the kept buffer (the smallest, to four times it) frees
      * the old one. */
     if (outq_push(&q, "x", 1, 1) != 0)
-        return failed("freed", "a push into a kept buffer failed");
+        return unit_fail("freed", "a push into a kept buffer failed");
     char big[2 * SMALLEST] = {0};
     if (outq_push(&q, big, sizeof big, 4 * sizeof big) != 0)
-        return failed("freed", "a push that grows the buffer failed");
+        return unit_fail("freed", "a push that grows the buffer failed");
     if (outq_freed() != 2 * SMALLEST)
-        return failed("freed", "the buffer a push outgrew was not counted");
+        return unit_fail("freed", "the buffer a push outgrew was not counted");
     outq_free(&q); /* the buffer of four times the smallest */
     if (outq_freed() != 2 * SMALLEST + 4 * SMALLEST)
-        return failed("freed", "outq_free's buffer was not counted");
+        return unit_fail("freed", "outq_free's buffer was not counted");
     outq_trim();
     if (outq_freed() != 0)
-        return failed("freed", "a trim did not start the count again");
+        return unit_fail("freed", "a trim did not start the count again");
     close(sv[0]);
     close(sv[1]);
     return 0;

@@ -13,19 +13,6 @@
 #include <string.h>
 
 /**
- * @brief Prints why a case failed.
- * @param name the case.
- * @param what what went wrong.
- * @return 1, for the case to return.
- */
-static int
-failed(const char *name, const char *what)
-{
-    fprintf(stderr, "%s: %s\n", name, what);
-    return 1;
-}
-
-/**
  * @brief A writer fills a ring as far as ring_room() lets it; the reader
  *        then copies every record, none of them taken for lapped.
  *
@@ -44,7 +31,7 @@ t_full(void)
     size_t written = 0;
 
     if (shm == NULL)
-        return failed("full", "no shared memory");
+        return unit_fail("full", "no shared memory");
     shm_reader_start(shm, 1); /* worker 1 reads ring 0 */
     while (ring_room(shm, 0) > 0 && written < (size_t)2 * RING_SLOTS) {
         int len = snprintf(line, sizeof line, "line %zu\n", written);
@@ -52,16 +39,16 @@ t_full(void)
         written++;
     }
     if (written < RING_SLOTS - 1 || written >= RING_SLOTS)
-        return failed("full", "the room was not one short of the ring");
+        return unit_fail("full", "the room was not one short of the ring");
     uint64_t at = atomic_load(shm_progress(shm, 1, 0));
     uint64_t head = atomic_load(&shm->rings[0].head);
     for (; at < head; at++) {
         long len = ring_get(&shm->rings[0], at, out);
         if (len < 0)
-            return failed("full", "a reader of a full ring was lapped");
+            return unit_fail("full", "a reader of a full ring was lapped");
         int want = snprintf(line, sizeof line, "line %lu\n", (unsigned long)at);
         if (len != want || memcmp(out, line, (size_t)len) != 0)
-            return failed("full", "a record came back changed");
+            return unit_fail("full", "a record came back changed");
     }
     return 0;
 }

@@ -26,19 +26,6 @@ struct peer {
 };
 
 /**
- * @brief Reports a failed expectation.
- * @param name the case.
- * @param what what went wrong.
- * @return 1, for the case to return.
- */
-static int
-failed(const char *name, const char *what)
-{
-    fprintf(stderr, "%s: %s\n", name, what);
-    return 1;
-}
-
-/**
  * @brief Connects a new client to the room through a socketpair.
  * @param room the room.
  * @param p    receives both sides; p->c is NULL if the room refused.
@@ -134,9 +121,9 @@ t_join(void)
 
     room_init(&room, 5, NULL);
     if (join(&room, &a) < 0 || join(&room, &b) < 0 || !a.c || !b.c)
-        return failed("join", "a join failed");
+        return unit_fail("join", "a join failed");
     if (room.online != 2 || a.c->id != 1 || b.c->id != 2)
-        return failed("join", "two joins are not users 1 and 2");
+        return unit_fail("join", "two joins are not users 1 and 2");
     int bad = expect("join", &a,
                      "* welcome, you are user1 (1 online)\n"
                      "* user2 joined\n") ||
@@ -158,14 +145,14 @@ t_limit(void)
 
     room_init(&room, 2, NULL);
     if (join(&room, &a) < 0 || join(&room, &b) < 0 || join(&room, &c) < 0)
-        return failed("limit", "no socketpair");
+        return unit_fail("limit", "no socketpair");
     if (c.c != NULL || room.online != 2)
-        return failed("limit", "a third user joined a room of 2");
+        return unit_fail("limit", "a third user joined a room of 2");
     if (drain(&c, buf, sizeof buf) != 15 ||
         strcmp(buf, "too many users\n") != 0)
-        return failed("limit", "the refused client did not hear why");
+        return unit_fail("limit", "the refused client did not hear why");
     if (drain(&c, buf, sizeof buf) != -1)
-        return failed("limit", "the refused client was not closed");
+        return unit_fail("limit", "the refused client was not closed");
     int bad = expect("limit", &a,
                      "* welcome, you are user1 (1 online)\n"
                      "* user2 joined\n");
@@ -187,7 +174,7 @@ t_fanout(void)
 
     room_init(&room, 5, NULL);
     if (join(&room, &a) < 0 || join(&room, &b) < 0 || join(&room, &c) < 0)
-        return failed("fanout", "no socketpair");
+        return unit_fail("fanout", "no socketpair");
     drain(&a, buf, sizeof buf);
     drain(&b, buf, sizeof buf);
     drain(&c, buf, sizeof buf);
@@ -199,7 +186,7 @@ t_fanout(void)
               expect("fanout", &c,
                      "user1: one\nuser1: two\nuser1: three\nuser2: four\n");
     if (room.stats.relayed != 4)
-        bad = failed("fanout", "4 messages were not counted as relayed");
+        bad = unit_fail("fanout", "4 messages were not counted as relayed");
     room_close(&room);
     return bad;
 }
@@ -217,7 +204,7 @@ t_leave(void)
 
     room_init(&room, 3, NULL);
     if (join(&room, &a) < 0 || join(&room, &b) < 0 || join(&room, &c) < 0)
-        return failed("leave", "no socketpair");
+        return unit_fail("leave", "no socketpair");
     drain(&b, buf, sizeof buf);
     drain(&c, buf, sizeof buf);
     say(&room, &a, "last words, no newline");
@@ -226,14 +213,14 @@ t_leave(void)
     room_readable(&room, a.c);
     room_settle(&room, true);
     if (room.online != 2)
-        return failed("leave", "the leaver is still online");
+        return unit_fail("leave", "the leaver is still online");
     /* c moved into a's seat: the table stays dense. */
     if (room.users[0] != c.c || c.c->seat != 0 || room.users[1] != b.c)
-        return failed("leave", "the table of users has a hole");
+        return unit_fail("leave", "the table of users has a hole");
     int bad =
         expect("leave", &b, "user1: last words, no newline\n* user1 left\n");
     if (join(&room, &d) < 0 || d.c == NULL || d.c->id != 4)
-        return failed("leave", "the next user is not user4");
+        return unit_fail("leave", "the next user is not user4");
     bad |= expect("leave", &d, "* welcome, you are user4 (3 online)\n");
     room_close(&room);
     return bad;
@@ -278,7 +265,7 @@ t_pause(void)
     line[999] = '\n';
     room_init(&room, 5, NULL);
     if (join(&room, &a) < 0 || join(&room, &b) < 0)
-        return failed("pause", "no socketpair");
+        return unit_fail("pause", "no socketpair");
     drain(&a, buf, sizeof buf);
     drain(&b, buf, sizeof buf);
     /* b does not read: a's lines pile up in b's queue until it passes the
@@ -289,9 +276,9 @@ t_pause(void)
         room_settle(&room, true);
     }
     if (room_reading(&room))
-        return failed("pause", "a long queue did not pause reading");
+        return unit_fail("pause", "a long queue did not pause reading");
     if (room_timeout(&room) <= 0 || room_timeout(&room) > 1000)
-        return failed("pause", "the timeout is not the end of the grace");
+        return unit_fail("pause", "the timeout is not the end of the grace");
     /* b reads; each time its socket drains, the room writes more. */
     for (int round = 0; round < 10000 && got < sent / 1000 * 1007; round++) {
         long n = drain(&b, buf, sizeof buf);
@@ -301,9 +288,9 @@ t_pause(void)
         room_settle(&room, true);
     }
     if (!room_reading(&room) || room.online != 2 || room.stats.pauses < 1)
-        return failed("pause", "reading did not resume, or b was dropped");
+        return unit_fail("pause", "reading did not resume, or b was dropped");
     if (got != sent / 1000 * 1007) /* "user1: " + 999 + "\\n" */
-        return failed("pause", "b did not get every line");
+        return unit_fail("pause", "b did not get every line");
     room_close(&room);
     return 0;
 }
@@ -325,7 +312,7 @@ t_slow(void)
     line[999] = '\n';
     room_init(&room, 5, NULL);
     if (join(&room, &a) < 0 || join(&room, &b) < 0)
-        return failed("slow", "no socketpair");
+        return unit_fail("slow", "no socketpair");
     drain(&a, buf, sizeof buf);
     for (int round = 0; round < 100 && room_reading(&room); round++) {
         flood(&a, line, &part);
@@ -339,12 +326,12 @@ t_slow(void)
         room_settle(&room, true);
     }
     if (room.online != 1 || room.stats.slow != 1)
-        return failed("slow", "the reader that never reads was not dropped");
+        return unit_fail("slow", "the reader that never reads was not dropped");
     if (!room_reading(&room))
-        return failed("slow", "the room did not read again");
+        return unit_fail("slow", "the room did not read again");
     drain(&a, buf, sizeof buf);
     if (strcmp(buf, "* user2 left\n") != 0)
-        return failed("slow", "the slow reader's leave was not announced");
+        return unit_fail("slow", "the slow reader's leave was not announced");
     room_close(&room);
     return 0;
 }
@@ -363,7 +350,7 @@ t_shutdown(void)
 
     room_init(&room, 5, NULL);
     if (join(&room, &a) < 0 || join(&room, &b) < 0)
-        return failed("shutdown", "no socketpair");
+        return unit_fail("shutdown", "no socketpair");
     drain(&a, buf, sizeof buf);
     drain(&b, buf, sizeof buf);
     room_shutdown(&room);
@@ -371,7 +358,7 @@ t_shutdown(void)
     say(&room, &a, "too late\n");
     int bad = expect("shutdown", &b, "* server shutting down\n");
     if (drain(&b, buf, sizeof buf) != -1)
-        bad = failed("shutdown", "no end of stream after the notice");
+        bad = unit_fail("shutdown", "no end of stream after the notice");
     room_close(&room);
     return bad;
 }
@@ -395,20 +382,20 @@ t_trim(void)
 
     room_init(&room, 5, NULL);
     if (join(&room, &a) < 0 || join(&room, &b) < 0)
-        return failed("trim", "no socketpair");
+        return unit_fail("trim", "no socketpair");
     drain(&a, buf, sizeof buf);
     drain(&b, buf, sizeof buf);
     if (outq_kept() < (size_t)2 * OUTQ_MIN_CAP)
-        return failed("trim", "the written queues kept no buffer");
+        return unit_fail("trim", "the written queues kept no buffer");
     /* A megabyte freed elsewhere: a trim is owed, and due at once. */
     if (outq_push(&big, junk, sizeof junk, sizeof junk) != 0)
-        return failed("trim", "no memory for the megabyte");
+        return unit_fail("trim", "no memory for the megabyte");
     outq_free(&big);
     room_settle(&room, true);
     if (a.c->out.buf != NULL || b.c->out.buf != NULL || outq_kept() != 0)
-        return failed("trim", "an idle queue still keeps its buffer");
+        return unit_fail("trim", "an idle queue still keeps its buffer");
     if (outq_freed() != 0)
-        return failed("trim", "the heap was not trimmed");
+        return unit_fail("trim", "the heap was not trimmed");
     say(&room, &a, "after\n");
     int bad = expect("trim", &b, "user1: after\n");
     room_close(&room);
@@ -432,12 +419,12 @@ t_close(void)
 
     room_init(&room, 5, NULL);
     if (join(&room, &a) < 0 || join(&room, &b) < 0)
-        return failed("close", "no socketpair");
+        return unit_fail("close", "no socketpair");
     drain(&a, buf, sizeof buf);
     drain(&b, buf, sizeof buf);
     say(&room, &a, "half a line");
     if (a.c->in.len == 0)
-        return failed("close", "the unfinished line was not held");
+        return unit_fail("close", "the unfinished line was not held");
     room_close(&room);
     close(a.fd);
     close(b.fd);

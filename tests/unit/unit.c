@@ -27,3 +27,10 @@ unit_run(const char *prog, const struct test_case *cases, size_t n, int argc,
     }
     return failed != 0;
 }
+
+int
+unit_fail(const char *name, const char *what)
+{
+    fprintf(stderr, "%s: %s\n", name, what);
+    return 1;
+}

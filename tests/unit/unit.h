@@ -19,6 +19,14 @@ struct test_case {
 };
 
 /**
+ * @brief Says on stderr why case @p name failed.
+ * @param name the case.
+ * @param what what went wrong.
+ * @return 1, for the case to return.
+ */
+int unit_fail(const char *name, const char *what);
+
+/**
  * @brief Runs the case named on the command line, or every case.
  *
  * Prints "ok NAME" or "FAIL NAME" for each case it runs.
