@@ -16,10 +16,13 @@ setup() {
 # The line: MIB copies of a 1 MiB random block without "\n". A block is
 # 1048576 bytes, one more than 1025 pieces, so every copy is cut at a
 # different place: a piece lost, doubled or swapped changes the checksum.
+# The block may hold "\r" anywhere but at its end: a "\r" just before the
+# line's "\n" is the protocol's CRLF, which the server drops (1 run in 256
+# failed that way, short of one byte, until the block ended in a letter).
 MIB=100
 @test "a 100 MiB line is relayed as 1023-byte pieces, byte for byte, in bounded memory" {
     local block=$BATS_TEST_TMPDIR/block
-    head -c 1048576 /dev/urandom | tr '\n' 'N' >"$block"
+    { head -c 1048575 /dev/urandom | tr '\n' 'N' && printf E; } >"$block"
     local want
     want=$(for _ in $(seq "$MIB"); do cat "$block"; done | sha256sum)
     server_start
@@ -34,15 +37,15 @@ MIB=100
     sample_pss_peak "$peak" 3>&- &
     bg_track "$!"
     local sampler=$!
-    run --separate-stderr bash -c 'perl "$1" 127.0.0.1 "$2" "$3" "$4" | sha256sum' _ \
+    run --separate-stderr bash -c 'set -o pipefail; perl "$1" 127.0.0.1 "$2" "$3" "$4" | sha256sum' _ \
         "$FAULTS_DIR/bigline.pl" "$SERVER_PORT" "$block" "$MIB"
     kill "$sampler"
-    assert_success
     # Every piece but the last is 1023 bytes long; 1023 does not divide
     # 100 MiB, so the last is shorter.
     local bytes=$((MIB * 1048576))
     assert_equal "$stderr" \
         "pieces $(((bytes + 1022) / 1023)) bytes $bytes short 0 other 0"
+    assert_success
     assert_equal "$output" "$want"
     local grew=$(($(cat "$peak") - before))
     ((grew <= bound)) ||
