@@ -6,8 +6,10 @@
  * made glibc give the top of the heap back (brk) at the end of every pass
  * of a busy room, and take it again, page faults and all, in the next
  * one -- about one brk per send() at a thousand clients. A kept buffer
- * costs nothing to reuse. The budget is what keeps an idle room small:
- * the buffers kept in all never pass it, whatever the number of clients.
+ * costs nothing to reuse. What keeps an idle room small is that a queue
+ * given nothing for a period lets its buffer go (outq_release_idle()),
+ * while a busy one keeps it across any number of periods; the budget only
+ * caps the worst case.
  *
  * Why trim: free() gives memory back to the kernel only from the top of
  * the heap. After a burst (ten thousand joins, each notice queued for
@@ -111,6 +113,7 @@ outq_push(struct outq *q, const void *data, size_t n, size_t limit)
     kept_bytes -= kept;
     memcpy(q->buf + q->head + q->len, data, n);
     q->len += n;
+    q->used = true;
     return 0;
 }
 
@@ -164,6 +167,17 @@ outq_free(struct outq *q)
     kept_bytes -= kept_by(q);
     release(q);
     q->len = 0;
+    q->used = false;
+}
+
+void
+outq_release_idle(struct outq *q)
+{
+    if (!q->used && is_kept(q)) {
+        kept_bytes -= q->cap;
+        release(q);
+    }
+    q->used = false;
 }
 
 size_t

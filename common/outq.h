@@ -10,9 +10,11 @@
  *
  * A queue that empties keeps its buffer for the next message, within a
  * budget of bytes shared by every queue of the process (#OUTQ_KEEP_BUDGET):
- * a busy room then writes pass after pass without a trip to the allocator,
- * and an idle room holds at most the budget in emptied buffers, however
- * many clients it has. A queue with nothing kept holds no memory.
+ * a busy room then writes pass after pass without a trip to the allocator.
+ * A queue that falls idle gives its kept buffer back at the owner's next
+ * look (outq_release_idle(), about once a second in the room), so an idle
+ * room holds nothing in emptied buffers, however many clients it has. A
+ * queue with nothing kept holds no memory.
  */
 #ifndef COMMON_OUTQ_H
 #define COMMON_OUTQ_H
@@ -28,13 +30,13 @@
  */
 #define OUTQ_MIN_CAP 256
 
-/** Bytes that emptied buffers may hold in all, by default: a few hundred
- * bytes per client in an idle room of ten thousand. A busy room of a
- * thousand needs no more than that: the kept buffers, spread through the
- * heap, stop glibc from giving the heap's top back at the end of a pass,
- * so the buffers freed beside them are reused in place (brk calls and
- * page faults fell about tenfold at 1000 clients, docs/performance.md). */
-#define OUTQ_KEEP_BUDGET 4194304 /* 4 MiB */
+/** Bytes that emptied buffers may hold in all, by default: every client
+ * of a busy room of a thousand (32 KiB each a pass) keeps its buffer, so
+ * no pass takes memory from the allocator and no pass gives it back (a
+ * budget of 4 MiB left 7 clients in 8 to grow theirs from nothing on
+ * every pass, copying as they doubled). Idle queues do not hold it: they
+ * give their buffers back (outq_release_idle()). */
+#define OUTQ_KEEP_BUDGET 67108864 /* 64 MiB */
 /** The largest emptied buffer kept: a busy pass at 1000 clients fills
  * 32 KiB buffers; a flood's bigger ones go back to the allocator. */
 #define OUTQ_KEEP_MAX 65536 /* 64 KiB */
@@ -48,6 +50,7 @@ struct outq {
     size_t head; /**< offset of the first unwritten byte */
     size_t len; /**< unwritten bytes from #head */
     size_t cap; /**< allocated size of #buf */
+    bool used; /**< pushed to since the last outq_release_idle() */
 };
 
 /**
@@ -92,6 +95,18 @@ outq_pending(const struct outq *q)
  * @param q the queue.
  */
 void outq_free(struct outq *q);
+
+/**
+ * @brief Frees the kept buffer of a queue that was given nothing since
+ *        the last call; starts the next period for every queue.
+ *
+ * What tells a busy queue from an idle one: a busy queue is pushed to pass
+ * after pass and keeps its buffer; one that has had nothing to send for a
+ * whole period (its owner calls this at intervals, the room once a second
+ * at most) lets it go. A queue with bytes waiting keeps them.
+ * @param q the queue.
+ */
+void outq_release_idle(struct outq *q);
 
 /**
  * @brief Bytes held now by emptied buffers kept for reuse, in all queues.

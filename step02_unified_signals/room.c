@@ -583,35 +583,48 @@ reap(struct room *room)
 /* [reap] */
 
 /**
- * @brief After a burst, gives the freed output buffers back to the kernel,
- *        and the buffers that the queues now empty kept.
+ * @brief Whether a trim of the heap is owed: enough freed, or kept.
  *
- * Ten thousand joins queue each notice for everyone; the buffers are freed
- * once written, but they lie between the clients' records, and free()
- * gives back only the top of the heap: an idle room would keep the burst
- * resident for good. Trimming costs a walk of the heap (and one of the
- * clients online, for their kept buffers), so it waits until
- * a megabyte has been freed (#OUTQ_TRIM_AFTER) and happens at most once
- * every #TRIM_MS; room_timeout() wakes the loop for a trim that is owed,
- * so a room that falls silent right after a burst is trimmed too.
+ * Freed: a burst's buffers lie between the clients' records, and free()
+ * gives back only the top of the heap, so an idle room would keep the
+ * burst resident for good. Kept: emptied buffers whose queues may have
+ * fallen idle. Below a megabyte of either (#OUTQ_TRIM_AFTER) a walk of
+ * the heap and of the room is not worth it.
+ * @return true if trim_heap() has work once it is due.
+ */
+static bool
+trim_owed(void)
+{
+    return outq_freed() + outq_kept() >= OUTQ_TRIM_AFTER;
+}
+
+/**
+ * @brief Gives the buffers of the queues that fell idle, and the freed
+ *        ones, back to the kernel.
+ *
+ * At most once every #TRIM_MS: a queue given nothing since the last trim
+ * lets its kept buffer go (outq_release_idle()), one pushed to keeps it,
+ * so a busy room keeps every buffer and an idle one, after a burst of ten
+ * thousand joins, holds none. Then malloc_trim() hands back the whole
+ * free pages, wherever they lie. room_timeout() wakes the loop for a trim
+ * that is owed, so a room that falls silent right after a burst is
+ * trimmed too.
  * @param room the room.
  */
 static void
 trim_heap(struct room *room)
 {
-    if (outq_freed() < OUTQ_TRIM_AFTER)
+    if (!trim_owed())
         return;
     long long now = clock_ms();
     if (now < room->trim_at)
         return;
-    /* A kept buffer saves a busy queue one allocation per pass; a trim
-     * comes at most once a second, so losing it then costs a busy queue
-     * one allocation a second, and an idle client holds nothing. */
     for (size_t i = 0; i < room->online; i++)
-        if (!outq_pending(&room->users[i]->out))
-            outq_free(&room->users[i]->out);
-    trace_add("; heap trimmed (%zu KiB freed)", outq_freed() / 1024);
-    outq_trim();
+        outq_release_idle(&room->users[i]->out);
+    if (outq_freed() >= OUTQ_TRIM_AFTER) {
+        trace_add("; heap trimmed (%zu KiB freed)", outq_freed() / 1024);
+        outq_trim();
+    }
     room->trim_at = now + TRIM_MS;
 }
 
@@ -663,7 +676,7 @@ room_timeout(const struct room *room)
     } else if (!list_empty(&room->ready)) {
         wait = 0;
     }
-    if (outq_freed() >= OUTQ_TRIM_AFTER) {
+    if (trim_owed()) {
         int due = clock_ms_until(room->trim_at); /* see trim_heap() */
         if (wait < 0 || due < wait)
             wait = due;

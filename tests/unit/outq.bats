@@ -15,3 +15,4 @@ setup() {
 @test "outq: past the budget or above OUTQ_KEEP_MAX an emptied buffer is freed" { run "$TEST_OUTQ" budget; assert_success; }
 @test "outq: outq_free frees a kept buffer and gives its bytes back to the budget" { run "$TEST_OUTQ" free_kept; assert_success; }
 @test "outq: every freed buffer is counted for the heap's trim; a trim starts the count again" { run "$TEST_OUTQ" freed; assert_success; }
+@test "outq: outq_release_idle frees the kept buffer of a queue idle for a period, and only that" { run "$TEST_OUTQ" idle; assert_success; }

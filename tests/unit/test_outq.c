@@ -232,6 +232,49 @@ t_free_kept(void)
 }
 
 /**
+ * @brief outq_release_idle() frees the kept buffer of a queue given
+ *        nothing since the last call, and only that: a busy queue keeps
+ *        its buffer, a queue with bytes waiting keeps them.
+ * @return 0 on success.
+ */
+static int
+t_idle(void)
+{
+    struct outq busy = {0}, idle = {0}, full = {0};
+    int sv[2];
+
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+        return unit_fail("idle", "socketpair failed");
+    if (push_flush(&busy, 10, sv[0], sv[1]) != 0 ||
+        push_flush(&idle, 10, sv[0], sv[1]) != 0 ||
+        outq_push(&full, "abc", 3, 100) != 0)
+        return unit_fail("idle", "the queues did not fill");
+    /* The first look starts a period: all three were given bytes. */
+    outq_release_idle(&busy);
+    outq_release_idle(&idle);
+    outq_release_idle(&full);
+    if (busy.buf == NULL || idle.buf == NULL || full.len != 3)
+        return unit_fail("idle", "a queue used this period lost its buffer");
+    if (push_flush(&busy, 10, sv[0], sv[1]) != 0)
+        return unit_fail("idle", "10 bytes did not go through");
+    size_t cap = busy.cap;
+    outq_release_idle(&busy);
+    outq_release_idle(&idle);
+    outq_release_idle(&full);
+    if (busy.buf == NULL || idle.buf != NULL || idle.cap != 0)
+        return unit_fail("idle", "not the idle queue alone let go");
+    if (full.len != 3 || memcmp(full.buf + full.head, "abc", 3) != 0)
+        return unit_fail("idle", "a queue with bytes waiting lost them");
+    if (outq_kept() != cap)
+        return unit_fail("idle", "the kept count is not the busy buffer's");
+    outq_free(&busy);
+    outq_free(&full);
+    close(sv[0]);
+    close(sv[1]);
+    return 0;
+}
+
+/**
  * @brief Every freed buffer is counted for the heap's trim, and a trim
  *        starts the count again (the room trims after a burst, room.c).
  * @return 0 on success.
@@ -279,7 +322,7 @@ t_freed(void)
 static const struct test_case cases[] = {
     {"zero", t_zero},   {"limit", t_limit},   {"flush", t_flush},
     {"keep", t_keep},   {"budget", t_budget}, {"free_kept", t_free_kept},
-    {"freed", t_freed},
+    {"freed", t_freed}, {"idle", t_idle},
 };
 
 /**
