@@ -3,8 +3,9 @@
  * @brief libFuzzer target: the output queue (common/outq.c) against a model.
  *
  * The input is a script of operations on one queue: push n bytes under a
- * limit, flush, free. The kernel is played by the script too: outq.c's
- * calls to send() and malloc() are linked to __wrap_send() and
+ * limit, flush, look for idleness (outq_release_idle()), free. The kernel is
+ * played by the script too: outq.c's calls to send() and malloc() are linked to
+ * __wrap_send() and
  * __wrap_malloc() here (`-Wl,--wrap=send,--wrap=malloc`), which take
  * their fate from the input -- a short write, EINTR, EAGAIN, EPIPE, or a
  * failed allocation. So every path of outq_push() and outq_flush() is
@@ -22,12 +23,15 @@
  *   retries EINTR, stops at EAGAIN, returns -1 with errno on an error,
  *   and keeps an emptied queue's buffer only if it is at most
  *   OUTQ_KEEP_MAX bytes and within the budget, else frees it;
+ * - outq_release_idle() frees the buffer of an empty queue that was not
+ *   pushed to since the last look, and changes nothing else;
  * - head + len <= cap; no buffer exactly when cap is 0; the bytes counted
  *   as kept are this one queue's buffer exactly when it is empty.
  */
 #include "outq.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +55,8 @@ static size_t script_left;
 static uint64_t sent;
 /** Byte offset of the next byte to push. */
 static uint64_t pushed;
+/** Bytes were pushed since the last outq_release_idle(). */
+static bool pushed_since_look;
 /** True while the next malloc() should fail. */
 static int fail_malloc;
 /** Allocations attempted while #fail_malloc was set. */
@@ -272,6 +278,7 @@ op_push(struct outq *q)
         if (over)
             fail("a push past the limit was accepted");
         pushed += n;
+        pushed_since_look |= n > 0;
     } else {
         if (rc != -1)
             fail("a refused push does not return -1");
@@ -281,6 +288,27 @@ op_push(struct outq *q)
             q->len != before.len || q->cap != before.cap)
             fail("a refused push changed the queue");
     }
+    check_queue(q);
+}
+
+/**
+ * @brief One look for idleness (outq_release_idle()), checked against the
+ *        model: only a queue that is empty, keeps a buffer and was not
+ *        pushed to since the last look lets it go; nothing else changes.
+ * @param q the queue.
+ */
+static void
+op_release_idle(struct outq *q)
+{
+    struct outq before = *q;
+
+    outq_release_idle(q);
+    bool let_go = !pushed_since_look && before.len == 0 && before.buf != NULL;
+    if (let_go ? q->buf != NULL
+               : q->buf != before.buf || q->cap != before.cap ||
+                     q->head != before.head || q->len != before.len)
+        fail("outq_release_idle() did not free just an idle kept buffer");
+    pushed_since_look = false;
     check_queue(q);
 }
 
@@ -323,8 +351,9 @@ LLVMFuzzerTestOneInput(const uint8_t *in, size_t size)
     script = in;
     script_left = size;
     sent = pushed = 0;
+    pushed_since_look = false;
     while (script_left > 0) {
-        switch (take() % 5) {
+        switch (take() % 6) {
         case 0:
         case 1:
             op_push(&q);
@@ -332,6 +361,9 @@ LLVMFuzzerTestOneInput(const uint8_t *in, size_t size)
         case 2:
         case 3:
             op_flush(&q);
+            break;
+        case 4:
+            op_release_idle(&q);
             break;
         default:
             outq_free(&q);
