@@ -3,7 +3,11 @@
 # is included from docs/samples/, and this suite reruns the sessions that
 # made them (tests/docs/samples.sh) and compares. After a change to what a
 # server or the client prints, `make samples` updates the files; review
-# the diff, and the page prose that explains them, and commit.
+# the diff, and the page prose that explains them, and commit. The diff
+# hunks the pages quote, and the counts of lines and hunks they give for
+# each diff, are checked against the real diff (check_quotes.py,
+# check_counts.py): a change to a chapter's code that moves them fails
+# here until the page follows.
 #
 # The samples show the plain build (build/), whatever BUILD_DIR says.
 
@@ -69,6 +73,12 @@ included_samples() {
 
 @test "the diff hunks and 'carried unchanged' lines the chapter pages quote are in the real make diff" {
     run python3 tests/docs/check_quotes.py
+    assert_success
+    assert_output ''
+}
+
+@test "the counts the chapter pages give for their diffs (lines, hunks, per file) are the real diff's" {
+    run python3 tests/docs/check_counts.py
     assert_success
     assert_output ''
 }
