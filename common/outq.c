@@ -80,7 +80,7 @@ kept_by(const struct outq *q)
 }
 
 int
-outq_push(struct outq *q, const void *data, size_t n, size_t limit)
+outq_push_any(struct outq *q, const void *data, size_t n, size_t limit)
 {
     if (n > limit || q->len > limit - n) {
         errno = ENOBUFS;

@@ -21,6 +21,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 /**
  * Smallest buffer: a welcome line and a few notices fit. Small on
@@ -54,7 +55,7 @@ struct outq {
 };
 
 /**
- * @brief Appends bytes, all or nothing.
+ * @brief Appends bytes, all or nothing: every case (see outq_push()).
  * @param q     the queue.
  * @param data  bytes to append.
  * @param n     number of bytes.
@@ -62,7 +63,35 @@ struct outq {
  * @return 0; or -1 with errno ENOBUFS (over @p limit: a slow reader) or
  *         ENOMEM, the queue unchanged.
  */
-int outq_push(struct outq *q, const void *data, size_t n, size_t limit);
+int outq_push_any(struct outq *q, const void *data, size_t n, size_t limit);
+
+/**
+ * @brief Appends bytes, all or nothing.
+ *
+ * Inline for the case a busy room meets a thousand times a pass: bytes
+ * already wait and the new ones fit after them, one copy and no call (a
+ * call per delivery was a tenth of chapter 2's CPU at 1000 clients). Every
+ * other case -- an empty queue, a buffer to grow or to take, a limit
+ * passed -- is outq_push_any()'s.
+ * @param q     the queue.
+ * @param data  bytes to append.
+ * @param n     number of bytes.
+ * @param limit most bytes the queue may hold.
+ * @return 0; or -1 with errno ENOBUFS (over @p limit: a slow reader) or
+ *         ENOMEM, the queue unchanged.
+ */
+static inline int
+outq_push(struct outq *q, const void *data, size_t n, size_t limit)
+{
+    if (q->len > 0 && n > 0 && n <= limit && q->len <= limit - n &&
+        n <= q->cap - q->head - q->len) {
+        memcpy(q->buf + q->head + q->len, data, n);
+        q->len += n;
+        q->used = true;
+        return 0;
+    }
+    return outq_push_any(q, data, n, limit);
+}
 
 /**
  * @brief Writes queued bytes to a socket until empty or it would block.
