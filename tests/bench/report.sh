@@ -5,7 +5,7 @@
 #
 # The tables: the fan-out matrix (with each row's ratio to Redis at the
 # same load), the user limit, the paced run, connecting and holding
-# clients, the figures issue 7 asks for, each marked reached or not; then,
+# clients, the figures issues 7 and 14 ask for, each marked reached or not; then,
 # from the flood CSVs when given and not empty, the flood (a fast reader
 # and a steady one) and the flood to ten readers (chapters and Redis).
 set -euo pipefail
@@ -19,6 +19,7 @@ awk -F, -v quick="$quick" '
 NR == 1 { next }
 { row[++nr] = $0 }
 !($1 in seen) { seen[$1] = 1; names[++nn] = $1 }
+$2 == "fanout" { tried[$1, $3 "/" $4] = 1 }
 $2 == "fanout" && $7 == 1 { dps[$1, $3 "/" $4] = $10 }
 $2 == "paced" && $7 == 1 { p99[$1] = $12 }
 $2 ~ /^limit/ && $7 == 1 { ldps[$1, $2] = $10; lpss[$1, $2] = $20 }
@@ -111,6 +112,26 @@ END {
     target("step04 deliveries/s ÷ step02 at (1000,10), want ≥ 1.0", ratio(dps["step04", "1000/10"], dps["step02", "1000/10"]), 1.0, 1, "×")
     target(sprintf("step04 Pss per idle client (%s held), want ≤ 4 KiB", held["step04"] == "" ? "–" : held["step04"]), kib["step04"], 4, 0, " KiB")
     target("step04 connects/s ÷ step02 while the idle clients joined, want ≥ 1.0", ratio(joinrate["step04"], joinrate["step02"]), 1.0, 1, "×")
+    print ""
+    print "The figures issue 14 asks for, from this run:"
+    print ""
+    print "| figure | measured | reached |"
+    print "|---|---:|---|"
+    target("step03 deliveries/s ÷ step02 at (100,10), want ≥ 0.8", ratio(dps["step03", "100/10"], dps["step02", "100/10"]), 0.8, 1, "×")
+    target("step03 deliveries/s ÷ step02 at (1000,10), want ≥ 0.33", ratio(dps["step03", "1000/10"], dps["step02", "1000/10"]), 0.33, 1, "×")
+    if (!(("step03", "5000/10") in tried))
+        print "| step03 at (5000,10) delivers, exactly | not measured | – |"
+    else if (("step03", "5000/10") in dps)
+        printf "| step03 at (5000,10) delivers, exactly | %.0f deliveries/s, exact | yes |\n", dps["step03", "5000/10"]
+    else
+        print "| step03 at (5000,10) delivers, exactly | failed | **no** |"
+    target("step02 deliveries/s ÷ plain at (100,10), want ≥ 1.0", ratio(dps["step02", "100/10"], dps["plain", "100/10"]), 1.0, 1, "×")
+    target("step02 deliveries/s ÷ plain at (1000,10), want ≥ 1.0", ratio(dps["step02", "1000/10"], dps["plain", "1000/10"]), 1.0, 1, "×")
+    target("step04 deliveries/s ÷ plain at (100,10), want ≥ 1.0", ratio(dps["step04", "100/10"], dps["plain", "100/10"]), 1.0, 1, "×")
+    target("step04 deliveries/s ÷ plain at (1000,10), want ≥ 1.0", ratio(dps["step04", "1000/10"], dps["plain", "1000/10"]), 1.0, 1, "×")
+    target("step02 deliveries/s ÷ Redis at (100,10), want ≥ 2", ratio(dps["step02", "100/10"], dps["redis", "100/10"]), 2.0, 1, "×")
+    target(sprintf("step02 Pss per idle client (%s held), want ≤ 2 KiB", held["step02"] == "" ? "–" : held["step02"]), kib["step02"], 2, 0, " KiB")
+    target(sprintf("step04 Pss per idle client (%s held), want ≤ 2 KiB", held["step04"] == "" ? "–" : held["step04"]), kib["step04"], 2, 0, " KiB")
 }' "$csv"
 
 # rows CSV: does CSV exist and hold a row below its header?
