@@ -258,6 +258,21 @@ room_accept(struct room *room, int listen_fd)
 }
 
 /**
+ * @brief Whether this room says and logs its joins and leaves.
+ *
+ * It does, but where they are said elsewhere (room_hooks::quiet):
+ * chapter 3's parent writes each join before the child exists, and each
+ * leave after the child is gone, however it died.
+ * @param room the room.
+ * @return true unless the hooks are quiet.
+ */
+static bool
+announces(const struct room *room)
+{
+    return room->hooks == NULL || !room->hooks->quiet;
+}
+
+/**
  * @brief Users online in the whole room.
  * @param room the room.
  * @return the count, this part's included.
@@ -330,10 +345,11 @@ room_join(struct room *room, int fd)
         return NULL;
     }
     trace_add(": user%lu on fd %d", c->id, fd);
-    log_note("user%lu joined (%zu online)", c->id, everyone + 1);
-
     client_send(room, c, msg, proto_welcome(msg, c->id, everyone + 1));
-    say(room, c, msg, proto_joined(msg, c->id));
+    if (announces(room)) {
+        log_note("user%lu joined (%zu online)", c->id, everyone + 1);
+        say(room, c, msg, proto_joined(msg, c->id));
+    }
     return c;
 }
 /* [join] */
@@ -569,10 +585,12 @@ reap(struct room *room)
         close(c->fd); /* an epoll set forgets it too */
         unseat(room, c);
         trace_add("; user%lu left", c->id);
-        log_note("user%lu left", c->id);
-        /* While shutting down, everyone leaves: nobody to tell. */
-        if (!room->closing)
-            say(room, c, msg, proto_left(msg, c->id));
+        if (announces(room)) {
+            log_note("user%lu left", c->id);
+            /* While shutting down, everyone leaves: nobody to tell. */
+            if (!room->closing)
+                say(room, c, msg, proto_left(msg, c->id));
+        }
         if (room->hooks != NULL)
             room->hooks->left(room->hooks->ctx, c);
         line_free(&c->in);

@@ -2,10 +2,18 @@
  * @file step03_fork_shm/child.c
  * @brief One process per client: its own small epoll loop (book 13.6).
  *
- * The child watches three descriptors: its client's socket
- * (edge-triggered, read and written until EAGAIN as in chapter 2), its
- * end of the socketpair to the parent, and its doorbell, a datagram
- * socket of its own on which any writer may poke it. What crosses them is
+ * Inside, a child is a room of one: chapter 1's room (room.c, carried
+ * unchanged) with a single client, edge-triggered as in chapter 2. The
+ * rest of the room is in the other children, and the room's hooks reach
+ * it: what the client says goes into this child's ring (hook_publish()),
+ * and what the others said is copied from their rings into the room
+ * (read_rings()). Joins and leaves are the parent's to write (the hooks
+ * are `quiet`): it writes a user's join before the child exists, and the
+ * leave after the child is gone, however it died.
+ *
+ * The child watches three descriptors: its client's socket, its end of
+ * the socketpair to the parent, and its doorbell, a datagram socket of
+ * its own on which any writer may poke it. What crosses the last two is
  * one byte:
  *
  * | byte | on          | from        | meaning                             |
@@ -23,10 +31,11 @@
 #include "child.h"
 
 #include "clock.h"
+#include "events.h"
 #include "log.h"
 #include "net.h"
-#include "outq.h"
 #include "proto.h"
+#include "room.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -42,15 +51,6 @@
 #include <unistd.h>
 
 /* [child-state] */
-/** Bytes read from the client per recv(). */
-#define READ_SIZE 65536
-/** A queue longer than this stops the copying from the rings: the rest
- * waits there, and their writers wait for this reader. */
-#define HIGH_WATER 262144 /* 256 KiB */
-/** Copying resumes once the queue is shorter than this. */
-#define LOW_WATER 65536 /* 64 KiB */
-/** Most bytes ever queued for the client: past this it is dropped. */
-#define QUEUE_LIMIT 1048576 /* 4 * HIGH_WATER, 1 MiB */
 /** Most milliseconds the child lingers for its client after the notice. */
 #define SHUTDOWN_GRACE_MS 2000
 /** While its ring is full, how often a writer looks again for room. */
@@ -63,11 +63,8 @@
 struct child {
     const struct child_start *cs; /**< what the parent handed over */
     int epfd; /**< the child's own epoll instance */
-    struct line_framer in; /**< the client's unfinished line */
-    struct outq out; /**< output not yet written to it */
-    char in_buf[READ_SIZE]; /**< bytes read from the client, not yet framed */
-    size_t in_off; /**< first byte of #in_buf not yet framed */
-    size_t in_len; /**< bytes in #in_buf */
+    struct room room; /**< a room of one: this child's client */
+    struct room_hooks hooks; /**< how it reaches the rest of the room */
     bool blocked; /**< own ring full: waiting for the readers */
     long long blocked_since; /**< when the wait began (clock_ms()) */
     int bell_fd; /**< the doorbell: pokes in, and pokes out to others */
@@ -79,9 +76,14 @@ struct child {
     bool bells_owed; /**< some sleeper could not be poked: try again */
     uint64_t mine; /**< records this child published since #looked */
     bool unread; /**< records wait in the rings: the queue was too long */
-    bool closing; /**< 'Q' seen: drain and leave */
     long long deadline; /**< when lingering gives up (clock_ms()) */
 };
+
+/** epoll token of the socketpair to the parent; the client's token is the
+ * client itself. */
+static char token_parent;
+/** epoll token of the child's doorbell. */
+static char token_bell;
 /* [child-state] */
 
 /**
@@ -95,39 +97,8 @@ child_exit(int status)
 }
 
 /**
- * @brief Queues bytes for the client; a client that cannot keep up ends
- *        the child.
- *
- * As in chapter 2, a queue about to pass #HIGH_WATER is written first and
- * judged after.
- * @param ch   the child.
- * @param data bytes (whole lines).
- * @param n    their number.
- */
-/* [send] */
-static void
-child_send(struct child *ch, const char *data, size_t n)
-{
-    int fd = ch->cs->client_fd;
-    int rc = outq_push(&ch->out, data, n, QUEUE_LIMIT);
-
-    if (rc < 0 && errno == ENOBUFS && outq_flush(&ch->out, fd) >= 0)
-        rc = outq_push(&ch->out, data, n, QUEUE_LIMIT);
-    if (rc < 0) {
-        if (errno == ENOBUFS) {
-            log_msg("dropping: more than %d bytes queued (slow reader)",
-                    QUEUE_LIMIT);
-            child_exit(CHILD_EXIT_SLOW);
-        }
-        log_errno("dropping: cannot queue output");
-        child_exit(0);
-    }
-}
-/* [send] */
-
-/**
- * @brief Copies the new records of one ring to the client, as many as it
- *        takes.
+ * @brief Copies the new records of one ring into the room, as many as
+ *        its queue takes.
  *
  * A ring whose writer has lapped this reader's cursor means the client is
  * a whole ring behind: a slow reader, disconnected (the parent announces
@@ -153,16 +124,16 @@ read_ring(struct child *ch, size_t ring, uint64_t *low)
         log_msg("dropping: fell %d messages behind (slow reader)", RING_SLOTS);
         child_exit(CHILD_EXIT_SLOW);
     }
-    /* Flow control: no more than the client takes. What stays in the
-     * ring holds its writer, whose sender TCP then slows. */
-    for (; at < head && ch->out.len <= HIGH_WATER; at++) {
+    /* Flow control: no more than the client takes (room_taking()). What
+     * stays in the ring holds its writer, whose sender TCP then slows. */
+    for (; at < head && room_taking(&ch->room); at++) {
         long len = ring_get(shm, ring, at, line);
         if (len < 0) {
             log_msg("dropping: fell %d messages behind (slow reader)",
                     RING_SLOTS);
             child_exit(CHILD_EXIT_SLOW);
         }
-        child_send(ch, line, (size_t)len);
+        room_broadcast(&ch->room, line, (size_t)len);
     }
     ch->view.cursor[ring] = at;
     if (at == head)
@@ -193,7 +164,7 @@ publish_done(struct child *ch, uint64_t done)
 }
 
 /**
- * @brief Copies every new record of every other ring to the client,
+ * @brief Copies every new record of every other ring into the room,
  *        looking only where something moved.
  *
  * Three levels, each a few bytes in a dense array (shm.h): the room's
@@ -217,7 +188,7 @@ read_rings(struct child *ch)
      * last looked (the room's number moved by our own records only), and
      * there is nothing left to copy, or no room in the queue for it. */
     if (now == ch->looked + ch->mine &&
-        (!ch->unread || ch->out.len > HIGH_WATER)) {
+        (!ch->unread || !room_taking(&ch->room))) {
         ch->looked = now;
         ch->mine = 0;
         if (!ch->unread)
@@ -247,29 +218,6 @@ read_rings(struct child *ch)
     publish_done(ch, low);
 }
 /* [read-rings] */
-
-/**
- * @brief The framer found one message: publish it in this child's ring.
- * @param ctx  the struct child.
- * @param line message bytes, no `\n`.
- * @param len  their number.
- */
-/* [on-line] */
-static void
-on_line(void *ctx, const char *line, size_t len)
-{
-    struct child *ch = ctx;
-    char rec[PROTO_LINE_MAX];
-
-    if (ch->closing)
-        return; /* the room is closing: nothing more is relayed */
-    ring_put(ch->cs->shm, ch->cs->slot, rec,
-             proto_message(rec, ch->cs->id, line, len));
-    atomic_fetch_add_explicit(&ch->cs->shm->relayed, 1, memory_order_relaxed);
-    ch->news = true;
-    ch->mine++;
-}
-/* [on-line] */
 
 /**
  * @brief Wakes the children that sleep, if this child's ring grew.
@@ -307,13 +255,13 @@ room_to_write(struct child *ch)
 {
     size_t room = ring_room(ch->cs->shm, ch->cs->slot, &ch->floor);
 
-    if (room >= RING_RESERVED + 2) {
+    if (room >= RING_RESERVED + 3) {
         ch->blocked = false;
         return room - RING_RESERVED;
     }
     long long now = clock_ms();
     if (!ch->blocked) {
-        trace_add(" ring full, waiting for readers");
+        trace_add("; ring full, waiting for readers");
         atomic_fetch_add_explicit(&ch->cs->shm->pauses, 1,
                                   memory_order_relaxed);
         ch->blocked = true;
@@ -329,80 +277,95 @@ room_to_write(struct child *ch)
 /* [room-to-write] */
 
 /**
- * @brief Frames as much read input as the ring has room for.
- *
- * Input is fed to the framer in steps of at most one line or one piece
- * (#LINE_MAX_PIECE bytes), and one step makes at most two records, so the
- * ring never has to take more than it has room for.
- * @param ch the child.
- * @return true when all input is framed, false while the ring is full.
+ * @brief Room hook: the user's id, which the parent gave it.
+ * @param ctx the child.
+ * @return the id.
  */
-/* [frame-input] */
-static bool
-frame_input(struct child *ch)
+/* [hooks] */
+static unsigned long
+hook_new_id(void *ctx)
 {
-    while (ch->in_off < ch->in_len) {
-        size_t room = room_to_write(ch);
-        if (room == 0)
-            return false;
-        while (room >= 2 && ch->in_off < ch->in_len) {
-            const char *p = ch->in_buf + ch->in_off;
-            size_t left = ch->in_len - ch->in_off;
-            size_t step = left < LINE_MAX_PIECE ? left : LINE_MAX_PIECE;
-            const char *nl = memchr(p, '\n', step);
-            if (nl != NULL)
-                step = (size_t)(nl - p) + 1;
-            if (line_feed(&ch->in, p, step, on_line, ch) < 0) {
-                log_errno("dropping: cannot hold the client's line");
-                child_exit(0);
-            }
-            ch->in_off += step;
-            room -= 2;
-        }
-    }
-    ch->in_off = ch->in_len = 0;
-    return true;
+    const struct child *ch = ctx;
+
+    return ch->cs->id;
 }
-/* [frame-input] */
 
 /**
- * @brief Reads the client into the ring until EAGAIN, or until the ring
- *        is full.
+ * @brief Room hook: the users online in the rest of the room, as the
+ *        parent counted them when it forked this child.
  *
- * Edge-triggered, as in chapter 2: the socket is read until EAGAIN, or
- * its next bytes are never reported. The one exception is a full ring:
- * reading stops, the bytes wait in the kernel (TCP then slows the client
- * down), and the loop calls again every #RETRY_MS until the readers have
- * made room.
- * @param ch the child.
- * @return true while the client is connected, false when it left.
+ * Asked once, by room_join(), for the welcome's count.
+ * @param ctx the child.
+ * @return the count, this child's user not included.
  */
-/* [pump] */
-static bool
-pump_client(struct child *ch)
+static size_t
+hook_online(void *ctx)
 {
-    for (;;) {
-        if (!frame_input(ch))
-            return true; /* ring full: try again soon */
-        ssize_t n = recv(ch->cs->client_fd, ch->in_buf, sizeof ch->in_buf, 0);
-        if (n > 0) {
-            trace_add(" read %zd", n);
-            ch->in_len = (size_t)n;
-        } else if (n == 0) {
-            if (room_to_write(ch) == 0)
-                return true; /* the last line waits for room too */
-            trace_add(" end of stream");
-            line_finish(&ch->in, on_line, ch);
-            return false;
-        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            return true;
-        } else if (errno != EINTR) {
-            trace_add(" %s", strerror(errno));
-            return false;
-        }
-    }
+    const struct child *ch = ctx;
+
+    return ch->cs->online - 1;
 }
-/* [pump] */
+
+/**
+ * @brief Room hook: lines the own ring may take now.
+ *
+ * The room reads its client only as much as this allows, so a message
+ * never finds the ring full (see room_to_write()).
+ * @param ctx the child.
+ * @return records; 0 while the ring is full.
+ */
+static size_t
+hook_room_to_publish(void *ctx)
+{
+    return room_to_write(ctx);
+}
+
+/**
+ * @brief Room hook: a line the client said goes into the own ring, for
+ *        the other children.
+ *
+ * Only messages come here: the room is quiet about joins and leaves.
+ * @param ctx  the child.
+ * @param line the line, ending in `\n`.
+ * @param len  its length.
+ */
+static void
+hook_publish(void *ctx, const char *line, size_t len)
+{
+    struct child *ch = ctx;
+
+    ring_put(ch->cs->shm, ch->cs->slot, line, len);
+    atomic_fetch_add_explicit(&ch->cs->shm->relayed, 1, memory_order_relaxed);
+    ch->news = true;
+    ch->mine++;
+}
+
+/**
+ * @brief Room hook: nothing to book for a newcomer; the parent did.
+ * @param ctx the child.
+ * @param c   the client.
+ * @return 0.
+ */
+static int
+hook_joined(void *ctx, struct client *c)
+{
+    (void)ctx;
+    (void)c;
+    return 0;
+}
+
+/**
+ * @brief Room hook: nothing to book for a leave; the parent will.
+ * @param ctx the child.
+ * @param c   the client.
+ */
+static void
+hook_left(void *ctx, struct client *c)
+{
+    (void)ctx;
+    (void)c;
+}
+/* [hooks] */
 
 /**
  * @brief The parent wrote: the order to quit. End of stream: it died.
@@ -426,11 +389,10 @@ on_parent(struct child *ch)
             child_exit(0);
         }
         for (ssize_t i = 0; i < n; i++) {
-            if (cmd[i] == 'Q' && !ch->closing) {
+            if (cmd[i] == 'Q' && !ch->room.closing) {
                 trace_add(" quit");
-                ch->closing = true;
                 ch->deadline = clock_ms() + SHUTDOWN_GRACE_MS;
-                child_send(ch, PROTO_SHUTDOWN, strlen(PROTO_SHUTDOWN));
+                room_shutdown(&ch->room);
             }
         }
     }
@@ -464,30 +426,16 @@ on_bell(struct child *ch)
 }
 /* [on-bell] */
 
-/**
- * @brief Writes the client's queue; after the shutdown notice, half-closes.
- * @param ch the child.
- */
-/* [write] */
-static void
-flush_client(struct child *ch)
-{
-    if (outq_flush(&ch->out, ch->cs->client_fd) < 0)
-        child_exit(0); /* the client is gone */
-    if (ch->closing && !outq_pending(&ch->out))
-        shutdown(ch->cs->client_fd, SHUT_WR); /* all sent: end of stream */
-}
-/* [write] */
-
 /* The loop comes after run_child(), where the chapter's page reads it. */
 static _Noreturn void child_loop(struct child *ch);
 
 /* [run-child] */
 /**
- * @brief The child's first steps: its tag, its tie to the parent.
+ * @brief The child's first steps: its tag, its tie to the parent, its
+ *        room of one.
  *
  * The user's join is in the ring already: the parent wrote it before the
- * fork (join_slot() in server.c).
+ * fork (join_slot() in children.c).
  * @param ch the child, its start-up data filled in.
  */
 static void
@@ -504,19 +452,29 @@ child_begin(struct child *ch)
      * a subreaper), and getppid() no longer names it. */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != cs->parent)
         child_exit(0);
+    ch->hooks = (struct room_hooks){.ctx = ch,
+                                    .new_id = hook_new_id,
+                                    .online = hook_online,
+                                    .room_to_publish = hook_room_to_publish,
+                                    .publish = hook_publish,
+                                    .joined = hook_joined,
+                                    .left = hook_left,
+                                    .quiet = true};
+    room_init(&ch->room, cs->limit, &ch->hooks);
 }
 
 /**
  * @brief Adds one descriptor to the child's epoll set.
  * @param epfd   the child's epoll instance.
- * @param fd     the descriptor; its number is the token.
+ * @param fd     the descriptor.
  * @param events what to watch.
+ * @param token  what epoll hands back for it.
  * @return 0, or -1 with errno set.
  */
 static int
-watch_fd(int epfd, int fd, uint32_t events)
+watch_fd(int epfd, int fd, uint32_t events, void *token)
 {
-    struct epoll_event ev = {.events = events, .data.fd = fd};
+    struct epoll_event ev = {.events = events, .data.ptr = token};
 
     return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
 }
@@ -529,9 +487,10 @@ watch_fd(int epfd, int fd, uint32_t events)
  * child (shm_bell_addr()); writers poke it only once the child has set
  * its bit in `asleep`, which it does only after this.
  * @param ch the child.
+ * @param c  its client, in the room.
  */
 static void
-child_watch(struct child *ch)
+child_watch(struct child *ch, struct client *c)
 {
     const struct child_start *cs = ch->cs;
     struct sockaddr_un addr;
@@ -541,12 +500,12 @@ child_watch(struct child *ch)
     if (ch->bell_fd < 0 || bind(ch->bell_fd, (struct sockaddr *)&addr, len) < 0)
         die_child("cannot open the doorbell");
     ch->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (ch->epfd < 0 || net_set_nonblock(cs->client_fd) < 0)
+    if (ch->epfd < 0)
         die_child("cannot set up the child");
-    if (watch_fd(ch->epfd, cs->client_fd,
-                 EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) < 0 ||
-        watch_fd(ch->epfd, cs->parent_fd, EPOLLIN) < 0 ||
-        watch_fd(ch->epfd, ch->bell_fd, EPOLLIN) < 0)
+    if (watch_fd(ch->epfd, c->fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                 c) < 0 ||
+        watch_fd(ch->epfd, cs->parent_fd, EPOLLIN, &token_parent) < 0 ||
+        watch_fd(ch->epfd, ch->bell_fd, EPOLLIN, &token_bell) < 0)
         die_child("cannot watch the client, the parent and the doorbell");
 }
 
@@ -557,15 +516,18 @@ run_child(const struct child_start *cs)
                        .view = cs->view,
                        .looked = cs->view.seen,
                        .done = cs->view.seen};
-    char welcome[PROTO_LINE_MAX];
 
     child_begin(&ch);
-    child_watch(&ch);
-
+    if (net_set_nonblock(cs->client_fd) < 0)
+        die_child("cannot set up the child");
     /* The parent has made our view of every ring its end
-     * (shm_reader_start()): we hear the messages from now on. */
-    child_send(&ch, welcome, proto_welcome(welcome, cs->id, cs->online));
-    flush_client(&ch);
+     * (shm_reader_start()): we hear the messages from now on. The room
+     * welcomes the client; it says no join (the hooks are quiet). */
+    struct client *c = room_join(&ch.room, cs->client_fd);
+    if (c == NULL)
+        child_exit(0);
+    child_watch(&ch, c);
+    room_settle(&ch.room, true);
     child_loop(&ch);
 }
 /* [run-child] */
@@ -586,21 +548,29 @@ static int
 child_wait(struct child *ch, struct epoll_event *events, int max)
 {
     struct shm_room *shm = ch->cs->shm;
-    int timeout = ch->closing ? clock_ms_until(ch->deadline) : -1;
-    bool armed = !ch->closing;
+    bool closing = ch->room.closing;
+    int timeout = room_timeout(&ch->room);
+    bool armed = !closing;
     uint64_t seen = ch->looked + ch->mine;
     int ready;
 
-    if (ch->closing && timeout == 0)
-        child_exit(0); /* the client did not close in time */
-    if ((ch->blocked || ch->bells_owed) && !ch->closing)
-        timeout = RETRY_MS; /* look for room, or poke, again */
+    if (closing) {
+        int left = clock_ms_until(ch->deadline);
+        if (left == 0)
+            child_exit(0); /* the client did not close in time */
+        if (timeout < 0 || left < timeout)
+            timeout = left;
+    } else if (ch->unread && room_taking(&ch->room)) {
+        timeout = 0; /* the queue drained: copy the rest */
+    } else if (ch->bells_owed && (timeout < 0 || timeout > RETRY_MS)) {
+        timeout = RETRY_MS; /* poke again */
+    }
     /* Nothing new yet: let the other processes run once before sleeping.
      * Writers that run meanwhile publish, and a child that then finds
      * news goes on without a sleep or a poke: on two cores shared by a
      * hundred children this halved the wake-ups per delivery
      * (docs/performance.md, "One yield before sleeping"). */
-    if (armed && atomic_load(&shm->pub_seq) == seen)
+    if (armed && timeout != 0 && atomic_load(&shm->pub_seq) == seen)
         sched_yield();
     /* "Asleep" first, then one more look: a writer that published
      * meanwhile either sees the bit and pokes, or is seen here. */
@@ -615,51 +585,51 @@ child_wait(struct child *ch, struct epoll_event *events, int max)
 }
 
 /**
- * @brief One pass of the child's loop: the events, then the rings and the
- *        queue.
+ * @brief One pass of the child's loop: the events, then the room, the
+ *        rings and the bells.
  * @param ch     the child.
  * @param events what epoll reported.
  * @param ready  how many.
- * @return true while the client is connected.
  */
-static bool
+static void
 child_pass(struct child *ch, const struct epoll_event *events, int ready)
 {
-    const struct child_start *cs = ch->cs;
-    bool connected = true;
+    char names[EVENTS_NAME_MAX];
 
     trace_begin("epoll: %d ready", ready);
     for (int i = 0; i < ready; i++) {
-        if (events[i].data.fd == cs->parent_fd) {
+        uint32_t ev = events[i].events;
+        if (events[i].data.ptr == &token_parent) {
             trace_add("; parent:");
             on_parent(ch);
-        } else if (events[i].data.fd == ch->bell_fd) {
+        } else if (events[i].data.ptr == &token_bell) {
             trace_add("; doorbell:");
             on_bell(ch);
         } else {
-            trace_add("; client");
-            if (events[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-                connected = pump_client(ch);
+            struct client *c = events[i].data.ptr;
+            trace_add("; user%lu fd %d %s", c->id, c->fd,
+                      epoll_events_name(ev, names));
+            if (ev & EPOLLOUT)
+                room_writable(&ch->room, c);
+            if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+                room_readable(&ch->room, c);
         }
     }
-    if (ch->blocked && connected)
-        connected = pump_client(ch);
-    ring_bells(ch);
+    room_settle(&ch->room, true);
     /* Every wake-up looks for news: one load when there is none. */
-    if (connected && !ch->closing)
+    if (!ch->room.closing && ch->room.online > 0) {
         read_rings(ch);
-    if (connected && outq_pending(&ch->out))
-        flush_client(ch);
-    if (connected && ch->unread && ch->out.len < LOW_WATER && !ch->closing) {
-        read_rings(ch); /* the queue drained: copy the rest */
-        flush_client(ch);
+        room_settle(&ch->room, true);
     }
+    ring_bells(ch);
     trace_end();
-    return connected;
 }
 
 /**
  * @brief The child's loop: wait, handle, until the client has gone.
+ *
+ * A client dropped as a slow reader ends the child with #CHILD_EXIT_SLOW,
+ * so that the parent counts it.
  * @param ch the child, set up.
  */
 static _Noreturn void
@@ -667,10 +637,11 @@ child_loop(struct child *ch)
 {
     struct epoll_event events[3];
 
-    for (;;) {
+    while (ch->room.online > 0) {
         int ready = child_wait(ch, events, 3);
-        if (!child_pass(ch, events, ready))
-            child_exit(0); /* the parent reaps us and announces it */
+        child_pass(ch, events, ready);
     }
+    /* The parent reaps us and announces the leave. */
+    child_exit(ch->room.stats.slow > 0 ? CHILD_EXIT_SLOW : 0);
 }
 /* [child-loop] */

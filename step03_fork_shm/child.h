@@ -21,6 +21,7 @@ struct child_start {
     size_t slot; /**< its slot: the ring it writes */
     unsigned long id; /**< user<id> */
     size_t online; /**< users in the room, for the welcome */
+    size_t limit; /**< the room's user limit */
     pid_t parent; /**< the parent's pid, to notice its death */
     struct shm_room *shm; /**< the shared rings */
     struct shm_view view; /**< where it starts reading (parent's memory) */

@@ -207,6 +207,7 @@ client_add(struct server *srv, int fd)
                              .slot = slot,
                              .id = srv->next_id,
                              .online = srv->online + 1,
+                             .limit = srv->limit,
                              .parent = getpid(),
                              .shm = srv->shm,
                              .view = srv->view};

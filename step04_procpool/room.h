@@ -4,8 +4,9 @@
  *        queues, the notices, and flow control.
  *
  * Book: 9.6.2, listing 9-7 -- the room that the poll server of chapter 1
- * serves. Chapters 2 and 4 carry this module unchanged: what they change
- * is how they wait, never the room.
+ * serves. Chapters 2, 3 and 4 carry this module unchanged: what they
+ * change is how they wait, never the room (in chapter 3 a child's room
+ * has one client, in chapter 4 a worker's has many).
  *
  * The loop that drives the room knows nothing about chat, and the room
  * knows nothing about poll() or epoll. The loop tells the room what
@@ -78,6 +79,9 @@ struct room_hooks {
     int (*joined)(void *ctx, struct client *c);
     /** @p c left, and its leave has been published; it is freed next. */
     void (*left)(void *ctx, struct client *c);
+    /** Joins and leaves are said elsewhere (chapter 3's parent writes
+     * them): the room neither says nor logs them, and only welcomes. */
+    bool quiet;
 };
 
 /** Counts for the SIGHUP status line. */

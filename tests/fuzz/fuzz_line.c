@@ -8,14 +8,15 @@
  *
  * The stream is fed to one framer in pieces whose sizes cycle through the
  * split bytes (see split_size()), then once whole, once byte by byte and
- * once in the steps chapter 3's child uses. Every run must give the same
+ * once in steps of at most one piece or one line. Every run must give the same
  * messages, and they must be what the SPEC's rules give (reference()):
  *
  * - every message is at most #LINE_MAX_PIECE bytes and holds no `\n`;
  * - the messages, with the `\n` or `\r\n` the framer dropped put back,
  *   are the stream again, byte for byte (check_rebuild());
- * - one line_feed() of n bytes makes at most n + 2 messages (chapter 4's
- *   worker sizes its reads by it), and one chapter 3 step at most two.
+ * - one line_feed() of n bytes makes at most n + 2 messages (the room
+ *   sizes its reads by it where a ring must take them: chapters 3 and 4),
+ *   and one step of a piece or a line at most two.
  *
  * Any difference aborts, and libFuzzer saves the input.
  */
@@ -193,11 +194,12 @@ run_split(struct msgs *m, const char *data, size_t n, const uint8_t *plan,
 }
 
 /**
- * @brief Feeds the stream as chapter 3's child does (frame_input()).
+ * @brief Feeds the stream in steps of at most one piece, or up to and
+ *        including a `\n`.
  *
- * Steps of at most one piece, or up to and including a `\n`; the child
- * leaves room in its ring for two records per step, so a step must never
- * make more.
+ * A writer that feeds its framer so (chapter 3's child did, before it
+ * carried the room) may leave room in its ring for two records per step,
+ * so a step must never make more.
  * @param m    receives the messages.
  * @param data the stream.
  * @param n    its length.
@@ -219,7 +221,7 @@ run_child_steps(struct msgs *m, const char *data, size_t n)
         if (line_feed(&f, data + at, step, collect, m) != 0)
             fail("line_feed() failed (out of memory?)");
         if (m->in_call > 2)
-            fail("a chapter 3 step made more than two messages");
+            fail("a step of a piece or a line made more than two messages");
         at += step;
     }
     line_finish(&f, collect, m);
@@ -304,6 +306,6 @@ LLVMFuzzerTestOneInput(const uint8_t *in, size_t size)
     run_split(&other, data, n, one, 1);
     same(&other, &want, "byte-by-byte feeding differs from the SPEC's rules");
     run_child_steps(&other, data, n);
-    same(&other, &want, "chapter 3's steps differ from the SPEC's rules");
+    same(&other, &want, "the piece-or-line steps differ from the SPEC's rules");
     return 0;
 }

@@ -143,7 +143,7 @@ user${CLIENT_ID[x3]}: x says 3
     expect b "user1: traced"
     run grep -E '^\[parent\] epoll: [0-9]+ ready; listen fd [0-9]+ IN: user1 in child [0-9]+$' "$SERVER_ERR"
     assert_success
-    run grep -E '^\[user1 pid [0-9]+\] epoll: [0-9]+ ready; client read 7$' "$SERVER_ERR"
+    run grep -E '^\[user1 pid [0-9]+\] epoll: [0-9]+ ready; user1 fd [0-9]+ [A-Z|]+; user1 read 7(;|$)' "$SERVER_ERR"
     assert_success
     run grep -E '^\[user2 pid [0-9]+\] epoll: [0-9]+ ready; doorbell: poke' "$SERVER_ERR"
     assert_success

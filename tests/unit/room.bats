@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # Unit tests of the room module, step01_poll_chat/room.c (carried
-# unchanged into chapters 2 and 4), driven alone over socketpairs. Each
+# unchanged into chapters 2, 3 and 4), driven alone over socketpairs. Each
 # case lives in tests/unit/test_room.c; this file runs one case per test.
 
 setup() {
@@ -18,3 +18,4 @@ setup() {
 @test "room: shutting down sends the notice, then end of stream, and relays nothing more" { run "$TEST_ROOM" shutdown; assert_success; }
 @test "room: after a burst the heap is trimmed; a queue idle for a period lets go of its kept buffer, a busy one keeps it" { run "$TEST_ROOM" trim; assert_success; }
 @test "room: closing the room frees every client, an unfinished line included" { run "$TEST_ROOM" close; assert_success; }
+@test "room: a quiet room (chapter 3's child) welcomes and relays, but says no join or leave, here or through its hooks" { run "$TEST_ROOM" quiet; assert_success; }

@@ -1,7 +1,7 @@
 /**
  * @file tests/unit/test_room.c
  * @brief Unit tests of the room module (step01_poll_chat/room.c, carried
- *        unchanged into chapters 2 and 4), driven alone over socketpairs.
+ *        unchanged into chapters 2, 3 and 4), driven alone over socketpairs.
  *
  * No loop and no server: each case plays the loop itself -- it admits
  * one end of a socketpair with room_join(), writes at the other end as a
@@ -434,6 +434,114 @@ t_trim(void)
     return bad;
 }
 
+/** What the quiet case's hooks saw. */
+struct quiet_log {
+    unsigned long ids; /**< the last id handed out */
+    char published[256]; /**< every line the room published, joined */
+    int left; /**< leaves the room reported */
+};
+
+/** @brief Quiet hook: the next id. @param ctx the record. @return the id. */
+static unsigned long
+quiet_new_id(void *ctx)
+{
+    return ++((struct quiet_log *)ctx)->ids;
+}
+
+/** @brief Quiet hook: nobody elsewhere. @param ctx unused. @return 0. */
+static size_t
+quiet_online(void *ctx)
+{
+    (void)ctx;
+    return 0;
+}
+
+/** @brief Quiet hook: room for any line. @param ctx unused. @return 100. */
+static size_t
+quiet_room(void *ctx)
+{
+    (void)ctx;
+    return 100;
+}
+
+/**
+ * @brief Quiet hook: records a published line.
+ * @param ctx  the record.
+ * @param line the line.
+ * @param len  its length.
+ */
+static void
+quiet_publish(void *ctx, const char *line, size_t len)
+{
+    struct quiet_log *qlog = ctx;
+    size_t have = strlen(qlog->published);
+
+    if (have + len < sizeof qlog->published)
+        memcpy(qlog->published + have, line, len);
+}
+
+/** @brief Quiet hook: admits. @param ctx unused. @param c unused.
+ *  @return 0. */
+static int
+quiet_joined(void *ctx, struct client *c)
+{
+    (void)ctx;
+    (void)c;
+    return 0;
+}
+
+/** @brief Quiet hook: counts a leave. @param ctx the record. @param c unused. */
+static void
+quiet_left(void *ctx, struct client *c)
+{
+    (void)c;
+    ((struct quiet_log *)ctx)->left++;
+}
+
+/**
+ * @brief A quiet room (chapter 3's child: its parent announces) welcomes,
+ *        relays and publishes messages, but says no join or leave, here
+ *        or through the hooks.
+ * @return 0 on success.
+ */
+static int
+t_quiet(void)
+{
+    static struct quiet_log qlog;
+    const struct room_hooks hooks = {.ctx = &qlog,
+                                     .new_id = quiet_new_id,
+                                     .online = quiet_online,
+                                     .room_to_publish = quiet_room,
+                                     .publish = quiet_publish,
+                                     .joined = quiet_joined,
+                                     .left = quiet_left,
+                                     .quiet = true};
+    struct room room;
+    struct peer a, b;
+    char buf[256];
+
+    room_init(&room, 5, &hooks);
+    if (join(&room, &a) < 0 || join(&room, &b) < 0 || !a.c || !b.c)
+        return unit_fail("quiet", "a join failed");
+    if (expect("quiet", &a, "* welcome, you are user1 (1 online)\n") ||
+        expect("quiet", &b, "* welcome, you are user2 (1 online)\n"))
+        return 1;
+    say(&room, &b, "hi\n");
+    if (expect("quiet", &a, "user2: hi\n"))
+        return 1;
+    close(b.fd);
+    room_readable(&room, b.c);
+    room_settle(&room, true);
+    if (room.online != 1 || qlog.left != 1)
+        return unit_fail("quiet", "the leave was not reported to the hook");
+    if (drain(&a, buf, sizeof buf) != 0)
+        return unit_fail("quiet", "the room said something of the leave");
+    if (strcmp(qlog.published, "user2: hi\n") != 0)
+        return unit_fail("quiet", "the room published a join or a leave");
+    room_close(&room);
+    return 0;
+}
+
 /**
  * @brief Closing the room frees everything, a client's unfinished line
  *        included.
@@ -468,6 +576,7 @@ static const struct test_case cases[] = {
     {"join", t_join},         {"limit", t_limit}, {"fanout", t_fanout},
     {"leave", t_leave},       {"pause", t_pause}, {"slow", t_slow},
     {"shutdown", t_shutdown}, {"trim", t_trim},   {"close", t_close},
+    {"quiet", t_quiet},
 };
 
 /**
