@@ -495,26 +495,29 @@ tell_books(struct child *ch)
     ch->told = *now;
 }
 
+/* The loop comes after run_child(), where the chapter's page reads it. */
+static _Noreturn void child_loop(struct child *ch);
+
+/* [run-child] */
 /**
- * @brief Makes the worker: its tag, its room and hooks, its epoll set.
- *
- * Never outlives the parent: the kernel sends SIGKILL when it dies; if it
- * died before prctl() ran, getppid() no longer names it.
- * @param ch the worker to fill.
- * @param cs what the parent handed over.
+ * @brief The worker's first steps: its tag, its tie to the parent, its
+ *        room.
+ * @param ch the worker, its start-up data filled in.
  */
-/* [run-worker] */
 static void
-child_init(struct child *ch, const struct child_start *cs)
+child_begin(struct child *ch)
 {
     static char tag[32];
+    const struct child_start *cs = ch->cs;
 
     snprintf(tag, sizeof tag, "worker %zu pid %ld", cs->index, (long)getpid());
     log_set_tag(tag);
+
+    /* Never outlive the parent: the kernel sends SIGKILL when it dies.
+     * If it died before prctl() ran, we were already adopted by init (or
+     * a subreaper), and getppid() no longer names it. */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != cs->parent)
         child_exit(0);
-
-    ch->cs = cs;
     ch->hooks = (struct room_hooks){.ctx = ch,
                                     .new_id = hook_new_id,
                                     .online = hook_online,
@@ -523,89 +526,133 @@ child_init(struct child *ch, const struct child_start *cs)
                                     .joined = hook_joined,
                                     .left = hook_left};
     room_init(&ch->room, cs->limit, &ch->hooks);
-    ch->epfd = epoll_create1(EPOLL_CLOEXEC);
+}
+
+/**
+ * @brief Makes the worker's epoll set: the parent and the doorbell.
+ *
+ * The listening socket is not in it: a worker accepts only when told to.
+ * @param ch the worker.
+ */
+static void
+child_watch(struct child *ch)
+{
+    const struct child_start *cs = ch->cs;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &token_parent};
     struct epoll_event bell = {.events = EPOLLIN, .data.ptr = &token_bell};
+
+    ch->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (ch->epfd < 0 ||
         epoll_ctl(ch->epfd, EPOLL_CTL_ADD, cs->parent_fd, &ev) < 0 ||
         epoll_ctl(ch->epfd, EPOLL_CTL_ADD, cs->bells[cs->index], &bell) < 0) {
         log_errno("cannot set up the worker");
         child_exit(CHILD_EXIT_FATAL);
     }
-    announce_predecessor(ch);
-    ring_bells(ch);
-}
-/* [run-worker] */
-
-/**
- * @brief How long epoll_wait() may sleep.
- * @param ch the worker.
- * @return milliseconds, or -1 for "until an event".
- */
-static int
-wait_timeout(const struct child *ch)
-{
-    int timeout = room_timeout(&ch->room);
-
-    if (ch->unread && room_taking(&ch->room) && !ch->room.closing)
-        timeout = 0; /* records wait in the rings */
-    if (ch->room.closing) {
-        int left = clock_ms_until(ch->deadline);
-        if (timeout < 0 || left < timeout)
-            timeout = left;
-    }
-    return timeout;
 }
 
-/* [worker-loop] */
 void
 run_child(const struct child_start *cs)
 {
-    struct child ch = {0};
-    struct epoll_event events[EPOLL_BATCH];
-    char names[EVENTS_NAME_MAX];
+    struct child ch = {.cs = cs};
 
-    child_init(&ch, cs);
-    while (!ch.room.closing || ch.room.online > 0) {
-        if (ch.room.closing && clock_ms_until(ch.deadline) == 0)
-            break; /* clients that did not close in time */
-        int ready = epoll_wait(ch.epfd, events, EPOLL_BATCH, wait_timeout(&ch));
-        if (ready < 0) {
-            if (errno == EINTR)
-                continue;
+    child_begin(&ch);
+    child_watch(&ch);
+    announce_predecessor(&ch);
+    ring_bells(&ch);
+    child_loop(&ch);
+}
+/* [run-child] */
+
+/* [child-loop] */
+/**
+ * @brief Sleeps until something happens.
+ *
+ * The timeout is the room's, 0 while records wait in the other rings and
+ * the room takes them, and after 'Q' no later than the worker's grace.
+ * @param ch     the worker.
+ * @param events receives what epoll reports.
+ * @param max    room in @p events.
+ * @return the number of events.
+ */
+static int
+child_wait(struct child *ch, struct epoll_event *events, int max)
+{
+    int timeout = room_timeout(&ch->room);
+    int ready;
+
+    if (ch->room.closing) {
+        int left = clock_ms_until(ch->deadline);
+        if (left == 0)
+            child_exit(0); /* clients that did not close in time */
+        if (timeout < 0 || left < timeout)
+            timeout = left;
+    } else if (ch->unread && room_taking(&ch->room)) {
+        timeout = 0; /* records wait in the rings */
+    }
+    while ((ready = epoll_wait(ch->epfd, events, max, timeout)) < 0) {
+        if (errno != EINTR) {
             log_errno("epoll_wait");
             child_exit(CHILD_EXIT_FATAL);
         }
-        trace_begin("epoll: %d ready", ready);
-        for (int i = 0; i < ready; i++) {
-            uint32_t ev = events[i].events;
-            if (events[i].data.ptr == &token_parent) {
-                trace_add("; parent:");
-                on_parent(&ch);
-                continue;
-            }
-            if (events[i].data.ptr == &token_bell) {
-                trace_add("; doorbell:");
-                on_bell(&ch);
-                continue;
-            }
+    }
+    return ready;
+}
+
+/**
+ * @brief One pass of the worker's loop: the events, then the room, the
+ *        rings, the bells and the books.
+ * @param ch     the worker.
+ * @param events what epoll reported.
+ * @param ready  how many.
+ */
+static void
+child_pass(struct child *ch, const struct epoll_event *events, int ready)
+{
+    char names[EVENTS_NAME_MAX];
+
+    trace_begin("epoll: %d ready", ready);
+    for (int i = 0; i < ready; i++) {
+        uint32_t ev = events[i].events;
+        if (events[i].data.ptr == &token_parent) {
+            trace_add("; parent:");
+            on_parent(ch);
+        } else if (events[i].data.ptr == &token_bell) {
+            trace_add("; doorbell:");
+            on_bell(ch);
+        } else {
             struct client *c = events[i].data.ptr;
             trace_add("; user%lu fd %d %s", c->id, c->fd,
                       epoll_events_name(ev, names));
             if (ev & EPOLLOUT)
-                room_writable(&ch.room, c);
+                room_writable(&ch->room, c);
             if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-                room_readable(&ch.room, c);
+                room_readable(&ch->room, c);
         }
-        room_settle(&ch.room, true);
-        if (ch.unread && room_taking(&ch.room) && !ch.room.closing) {
-            read_rings(&ch);
-            room_settle(&ch.room, true);
-        }
-        ring_bells(&ch);
-        tell_books(&ch);
-        trace_end();
+    }
+    room_settle(&ch->room, true);
+    if (ch->unread && room_taking(&ch->room) && !ch->room.closing) {
+        read_rings(ch);
+        room_settle(&ch->room, true);
+    }
+    ring_bells(ch);
+    tell_books(ch);
+    trace_end();
+}
+
+/**
+ * @brief The worker's loop: wait, handle, until it is closing and its
+ *        clients have gone.
+ * @param ch the worker, set up.
+ */
+static _Noreturn void
+child_loop(struct child *ch)
+{
+    struct epoll_event events[EPOLL_BATCH];
+
+    while (!ch->room.closing || ch->room.online > 0) {
+        int ready = child_wait(ch, events, EPOLL_BATCH);
+        child_pass(ch, events, ready);
     }
     child_exit(0);
 }
-/* [worker-loop] */
+/* [child-loop] */
