@@ -34,7 +34,6 @@
 #include "events.h"
 #include "log.h"
 #include "net.h"
-#include "proto.h"
 #include "room.h"
 
 #include <errno.h>
@@ -42,8 +41,6 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -548,13 +545,12 @@ static int
 child_wait(struct child *ch, struct epoll_event *events, int max)
 {
     struct shm_room *shm = ch->cs->shm;
-    bool closing = ch->room.closing;
     int timeout = room_timeout(&ch->room);
-    bool armed = !closing;
+    bool armed = !ch->room.closing;
     uint64_t seen = ch->looked + ch->mine;
     int ready;
 
-    if (closing) {
+    if (ch->room.closing) {
         int left = clock_ms_until(ch->deadline);
         if (left == 0)
             child_exit(0); /* the client did not close in time */
@@ -585,8 +581,8 @@ child_wait(struct child *ch, struct epoll_event *events, int max)
 }
 
 /**
- * @brief One pass of the child's loop: the events, then the room, the
- *        rings and the bells.
+ * @brief One pass of the child's loop: the events, the rings, then the
+ *        room and the bells.
  * @param ch     the child.
  * @param events what epoll reported.
  * @param ready  how many.
@@ -615,12 +611,11 @@ child_pass(struct child *ch, const struct epoll_event *events, int ready)
                 room_readable(&ch->room, c);
         }
     }
-    room_settle(&ch->room, true);
-    /* Every wake-up looks for news: one load when there is none. */
-    if (!ch->room.closing && ch->room.online > 0) {
+    /* Every wake-up looks for news (one load when there is none) before
+     * the room settles, so that what it copies is written in this pass. */
+    if (!ch->room.closing)
         read_rings(ch);
-        room_settle(&ch->room, true);
-    }
+    room_settle(&ch->room, true);
     ring_bells(ch);
     trace_end();
 }
