@@ -55,6 +55,8 @@
 /** Records a child leaves free in its ring: for the parent's leave notice
  * and the next user's join, which are written without waiting. */
 #define RING_RESERVED 2
+_Static_assert(RING_RESERVED + 3 <= RING_RESCAN,
+               "room_to_write() must not wait for more than ring_room() sees");
 
 /** The child's whole state. */
 struct child {
@@ -72,11 +74,11 @@ struct child {
     bool news; /**< own ring grew: ring the sleepers' doorbells */
     bool bells_owed; /**< some sleeper could not be poked: try again */
     uint64_t mine; /**< records this child published since #looked */
-    bool unread; /**< records wait in the rings: the queue was too long */
+    bool unread; /**< records wait in the rings: a queue was too long */
     long long deadline; /**< when lingering gives up (clock_ms()) */
 };
 
-/** epoll token of the socketpair to the parent; the client's token is the
+/** epoll token of the socketpair to the parent; a client's token is the
  * client itself. */
 static char token_parent;
 /** epoll token of the child's doorbell. */
@@ -306,7 +308,7 @@ hook_online(void *ctx)
 /**
  * @brief Room hook: lines the own ring may take now.
  *
- * The room reads its client only as much as this allows, so a message
+ * The room reads its clients only as much as this allows, so a message
  * never finds the ring full (see room_to_write()).
  * @param ctx the child.
  * @return records; 0 while the ring is full.

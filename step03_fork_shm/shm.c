@@ -233,7 +233,7 @@ ring_room(struct shm_room *shm, size_t ring, uint64_t *floor)
     /* The cached floor is still true (readers' numbers only grow, and a
      * newcomer starts at the present); look at the readers again only
      * when it leaves the ring short. */
-    if (room < RING_SLOTS / 4) {
+    if (room < RING_RESCAN) {
         uint64_t low = slowest_reader(shm, ring);
         if (low > *floor)
             *floor = low;

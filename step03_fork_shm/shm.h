@@ -78,6 +78,8 @@
 #define SHM_GROUP 64
 /** Slots whose rings are reserved at start; later ones on first use. */
 #define SHM_UPFRONT_SLOTS 64
+/** Free records below which ring_room() looks at the readers again. */
+#define RING_RESCAN (RING_SLOTS / 4)
 /** A reader's `done` while no process reads for that slot. */
 #define SHM_NOT_READING UINT64_MAX
 
@@ -87,7 +89,7 @@ struct record {
     char line[RECORD_MAX]; /**< the line as clients receive it */
 };
 
-/** The records of one client slot: touched only once the slot is used. */
+/** The records of one slot: touched only once the slot is used. */
 struct ring {
     /** Publication number of the newest record overwritten: a reader
      * whose `done` is below it has been passed over. Writer's side. */
@@ -156,8 +158,9 @@ struct shm_room *shm_room_create(size_t nrings, char name[64]);
  *
  * The region is sparse beyond the first #SHM_UPFRONT_SLOTS rings; a page
  * the tmpfs cannot supply would be a SIGBUS in whichever process first
- * writes it. The parent calls this before it hands out a slot for the
- * first time, and refuses the connection if it fails.
+ * writes it. The parent calls this before a slot's first use, and does
+ * without the slot if it fails (chapter 3 refuses the connection, chapter
+ * 4 does not start).
  * @param shm  the region.
  * @param slot the slot about to be used for the first time.
  * @return 0, or an error number (ENOSPC...).
@@ -191,7 +194,8 @@ void shm_reader_stop(struct shm_room *shm, size_t reader);
  * The slowest reader decides, except a reader already passed over: it
  * will leave. @p floor caches the slowest reader's `done` between calls
  * (it only grows): the readers are scanned again only when the cached
- * value leaves no room.
+ * value leaves fewer than #RING_RESCAN records. A writer must never wait
+ * for more room than that: it would wait on a stale floor.
  * @param shm   the region.
  * @param ring  the writer's ring.
  * @param floor the writer's cache; 0 at first.

@@ -8,9 +8,10 @@
  *
  * - what its clients say goes to its other clients directly, and into its
  *   ring in shared memory for the other workers (hook_publish()); at the
- *   end of the pass it rings their doorbells (ring_bells());
- * - when its own doorbell rings, it copies the other rings' new records
- *   to all of its clients (read_rings()). The parent is not in that
+ *   end of the pass it rings the doorbells of those that sleep
+ *   (ring_bells());
+ * - on every wake-up, it copies the other rings' new records to all of
+ *   its clients (read_rings(), chapter 3's). The parent is not in that
  *   path: stopped or busy, it delays accepting and reaping, never a
  *   message;
  * - ids, the online count and the user limit are room-wide (shm.h);
@@ -30,14 +31,15 @@
 #include "room.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,24 +48,33 @@
 #define SHUTDOWN_GRACE_MS 2000
 /** Events taken from one epoll_wait(). */
 #define EPOLL_BATCH 256
-/** While its ring is full, how often a worker looks again for room. */
+/** While its ring is full, how often a writer looks again for room. */
 #define RETRY_MS 5
 /** Records kept free in the ring for join and leave notices, so that a
  * burst of them rarely has to wait for room (see wait_for_room()). */
-#define RING_RESERVED 1024
+#define RING_RESERVED 512
+_Static_assert(RING_RESERVED + 3 <= RING_RESCAN,
+               "room_to_write() must not wait for more than ring_room() sees");
 
-/** The worker's whole state. */
+/** The child's whole state. */
 struct child {
     const struct child_start *cs; /**< what the parent handed over */
-    int epfd; /**< the worker's epoll instance */
+    int epfd; /**< the child's own epoll instance */
     struct room room; /**< its part of the room */
     struct room_hooks hooks; /**< how its part reaches the rest */
-    size_t *free_seats; /**< entries of its users row given back */
-    size_t nfree; /**< entries on #free_seats */
-    bool news; /**< own ring grew: ring the others' doorbells */
-    bool unread; /**< the other rings may hold records not yet read */
     bool blocked; /**< own ring full: waiting for the readers */
     long long blocked_since; /**< when the wait began (clock_ms()) */
+    int bell_fd; /**< the doorbell: pokes in, and pokes out to others */
+    struct shm_view view; /**< cursors: how far each ring has been read */
+    uint64_t floor; /**< ring_room()'s cache of the slowest reader */
+    uint64_t looked; /**< pub_seq when the rings were last looked at */
+    uint64_t done; /**< what this reader last published as copied */
+    bool news; /**< own ring grew: ring the sleepers' doorbells */
+    bool bells_owed; /**< some sleeper could not be poked: try again */
+    uint64_t mine; /**< records this child published since #looked */
+    bool unread; /**< records wait in the rings: a queue was too long */
+    size_t *free_seats; /**< entries of its users row given back */
+    size_t nfree; /**< entries on #free_seats */
     struct room_stats told; /**< the counts already added to the books */
     long long deadline; /**< when lingering gives up (clock_ms()) */
 };
@@ -71,12 +82,12 @@ struct child {
 /** epoll token of the socketpair to the parent; a client's token is the
  * client itself. */
 static char token_parent;
-/** epoll token of the worker's own doorbell. */
+/** epoll token of the child's doorbell. */
 static char token_bell;
 /* [child-state] */
 
 /**
- * @brief Leaves the worker process; never flushes the parent's stdio.
+ * @brief Leaves the child process; never flushes the parent's stdio.
  * @param status exit status for the parent's waitpid().
  */
 static _Noreturn void
@@ -86,89 +97,163 @@ child_exit(int status)
 }
 
 /**
- * @brief Copies every new record of the other workers' rings to every
- *        client of this worker, as long as the room takes them.
+ * @brief Copies the new records of one ring into the room, as many as
+ *        its queue takes.
  *
- * A ring whose writer has lapped this worker's cursor means the worker
- * missed messages: it exits, and its replacement announces its clients as
- * left, rather than let them believe they heard everything. A queue that
- * grows too long on the way stops the copy: the rest waits in the rings,
- * and their writers wait for this worker. A full ring of its own does not
- * (room_taking(), not room_reading()): copying publishes nothing.
- * @param ch the worker.
+ * A ring whose writer has lapped this reader's cursor means the client is
+ * a whole ring behind: the worker exits, and the parent announces its
+ * clients as left, rather than let them believe they heard everything.
+ * @param ch   the child.
+ * @param ring the ring, not the child's own.
+ * @param low  lowered to below the first record left uncopied, if any.
+ * @return true when the ring has been read to its head.
+ */
+/* [read-ring] */
+static bool
+read_ring(struct child *ch, size_t ring, uint64_t *low)
+{
+    struct shm_room *shm = ch->cs->shm;
+    uint64_t at = ch->view.cursor[ring];
+    uint64_t head =
+        atomic_load_explicit(&shm->head[ring], memory_order_acquire);
+    char line[RECORD_MAX];
+
+    /* A reader that stopped copying, its queue too long, learns here
+     * that the writer has passed it over. */
+    if (head - at > RING_SLOTS) {
+        log_msg("dropping: fell %d messages behind (slow reader)", RING_SLOTS);
+        child_exit(CHILD_EXIT_SLOW);
+    }
+    /* Flow control: no more than the client takes (room_taking()). What
+     * stays in the ring holds its writer, whose sender TCP then slows. */
+    for (; at < head && room_taking(&ch->room); at++) {
+        long len = ring_get(shm, ring, at, line);
+        if (len < 0) {
+            log_msg("dropping: fell %d messages behind (slow reader)",
+                    RING_SLOTS);
+            child_exit(CHILD_EXIT_SLOW);
+        }
+        room_broadcast(&ch->room, line, (size_t)len);
+    }
+    ch->view.cursor[ring] = at;
+    if (at == head)
+        return true;
+    uint64_t pub = ring_pub(shm, ring, at);
+    if (pub <= *low)
+        *low = pub > 0 ? pub - 1 : 0;
+    return false;
+}
+/* [read-ring] */
+
+/**
+ * @brief Publishes how far this reader has copied, if that moved.
+ *
+ * Writers only read it when their ring runs short of room; the store is
+ * skipped when nothing changed, to leave the line alone.
+ * @param ch   the child.
+ * @param done every record numbered up to it has been copied.
+ */
+static void
+publish_done(struct child *ch, uint64_t done)
+{
+    if (done > ch->done) {
+        ch->done = done;
+        atomic_store_explicit(&ch->cs->shm->done[ch->cs->slot], done,
+                              memory_order_release);
+    }
+}
+
+/**
+ * @brief Copies every new record of every other ring into the room,
+ *        looking only where something moved.
+ *
+ * Three levels, each a few bytes in a dense array (shm.h): the room's
+ * `pub_seq` (unchanged: nothing to do), each group's counter (unchanged:
+ * skip its #SHM_GROUP rings), and the heads of the groups that moved.
+ * Then the reader publishes how far it has copied (`done`): the `pub_seq`
+ * it started from, or, if its queue grew too long to copy everything,
+ * the number just below the first record it left. Writers waiting for
+ * room may go on.
+ * @param ch the child.
  */
 /* [read-rings] */
 static void
 read_rings(struct child *ch)
 {
     struct shm_room *shm = ch->cs->shm;
-    char line[RECORD_MAX];
+    uint64_t now = atomic_load(&shm->pub_seq), low = now;
+    bool all = true;
 
-    ch->unread = false;
-    for (size_t i = 0; i < shm->nrings; i++) {
-        if (i == ch->cs->index)
-            continue; /* our own clients heard it directly */
-        struct ring *r = &shm->rings[i];
-        _Atomic uint64_t *cursor = shm_progress(shm, ch->cs->index, i);
-        uint64_t at = atomic_load_explicit(cursor, memory_order_relaxed);
-        uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
-        /* A reader that stopped copying, its queue too long, learns here
-         * that the writer has passed it over. */
-        if (head - at > RING_SLOTS) {
-            log_msg("dropping: fell %d messages behind (slow reader)",
-                    RING_SLOTS);
-            child_exit(CHILD_EXIT_LAPPED);
-        }
-        for (; at < head && room_taking(&ch->room); at++) {
-            long len = ring_get(r, at, line);
-            if (len < 0) {
-                log_msg("fell %d messages behind worker %zu; exiting",
-                        RING_SLOTS, i);
-                child_exit(CHILD_EXIT_LAPPED);
-            }
-            room_broadcast(&ch->room, line, (size_t)len);
-        }
-        ch->unread |= at < head;
-        /* Publish the progress: a writer waiting for room may go on. */
-        atomic_store_explicit(cursor, at, memory_order_release);
+    /* The fast path of every wake-up: nobody else has published since we
+     * last looked (the room's number moved by our own records only), and
+     * there is nothing left to copy, or no room in the queue for it. */
+    if (now == ch->looked + ch->mine &&
+        (!ch->unread || !room_taking(&ch->room))) {
+        ch->looked = now;
+        ch->mine = 0;
+        if (!ch->unread)
+            publish_done(ch, ch->view.seen = now);
+        return;
     }
+    ch->looked = now;
+    ch->mine = 0;
+    size_t high = atomic_load_explicit(&shm->high, memory_order_acquire);
+    for (size_t g = 0; g * SHM_GROUP < high; g++) {
+        uint64_t count =
+            atomic_load_explicit(&shm->group[g], memory_order_acquire);
+        if (count == ch->view.group_seen[g])
+            continue; /* no ring of this group moved */
+        size_t end = (g + 1) * SHM_GROUP < high ? (g + 1) * SHM_GROUP : high;
+        bool group_all = true;
+        for (size_t i = g * SHM_GROUP; i < end; i++)
+            if (i != ch->cs->slot) /* our own clients heard it directly */
+                group_all &= read_ring(ch, i, &low);
+        if (group_all)
+            ch->view.group_seen[g] = count;
+        all &= group_all;
+    }
+    ch->unread = !all;
+    if (all)
+        ch->view.seen = now;
+    publish_done(ch, low);
 }
 /* [read-rings] */
 
 /**
- * @brief Tells the other workers that this worker's ring has new records.
+ * @brief Wakes the children that sleep, if this child's ring grew.
  *
- * Once per pass, however many records the pass published: a doorbell
- * says "look", the rings say what. Directly, not through the parent (as
- * until issue 15): a stopped parent would leave every reader asleep, the
- * rings would fill, and the readers would be passed over as slow --
- * guarded by tests/faults/stop.bats ("the parent stopped for 2 s...").
- * @param ch the worker.
+ * Once per loop pass, however many messages: a sleeper poked once reads
+ * them all. Children that are awake are not poked; they look for news
+ * before they sleep (shm_doze()). Pokes that could not be sent are owed,
+ * and the loop comes back for them after #RETRY_MS.
+ * @param ch the child.
  */
 /* [ring-bells] */
 static void
 ring_bells(struct child *ch)
 {
-    if (!ch->news)
+    if (!ch->news && !ch->bells_owed)
         return;
     ch->news = false;
-    shm_ring_bells(ch->cs->bells, ch->cs->shm->nrings, ch->cs->index);
+    ch->bells_owed = !shm_ring_bells(ch->cs->shm, ch->cs->slot, ch->bell_fd);
 }
 /* [ring-bells] */
 
 /**
- * @brief Records the own ring can take now, keeping #RING_RESERVED free.
+ * @brief How many records the own ring can take now.
  *
- * A ring that stays full for #LAG_GRACE_MS is written anyway: the worker
- * holding it up is stuck, and will exit when it finds itself lapped.
- * @param ch the worker.
- * @return records that may be written now; 0 means wait.
+ * A ring that stays full for #LAG_GRACE_MS is written anyway: the reader
+ * holding it up is stuck, and will leave as a slow reader when it finds
+ * itself lapped. Until then the writer waits, and its client's bytes wait
+ * in the kernel.
+ * @param ch the child.
+ * @return the records that may be written now; 0 means wait.
  */
 /* [room-to-write] */
 static size_t
 room_to_write(struct child *ch)
 {
-    size_t room = ring_room(ch->cs->shm, ch->cs->index);
+    size_t room = ring_room(ch->cs->shm, ch->cs->slot, &ch->floor);
 
     if (room >= RING_RESERVED + 3) {
         ch->blocked = false;
@@ -197,7 +282,7 @@ room_to_write(struct child *ch)
  * burst of them the worker waits for the readers -- at most
  * #LAG_GRACE_MS, then a stuck reader is passed over -- copying their
  * rings while it waits, since they may be waiting for it.
- * @param ch   the worker.
+ * @param ch   the child.
  * @param need records about to be written.
  */
 /* [wait-for-room] */
@@ -207,7 +292,7 @@ wait_for_room(struct child *ch, size_t need)
     const struct timespec pause = {0, RETRY_MS * 1000000L};
     long long start = clock_ms();
 
-    while (ring_room(ch->cs->shm, ch->cs->index) < need) {
+    while (ring_room(ch->cs->shm, ch->cs->slot, &ch->floor) < need) {
         if (clock_ms() - start >= LAG_GRACE_MS)
             return;
         /* Another worker may be waiting here for us: copy its ring
@@ -223,14 +308,14 @@ wait_for_room(struct child *ch, size_t need)
 
 /**
  * @brief Room hook: a fresh id, unique in the whole pool.
- * @param ctx the worker.
+ * @param ctx the child.
  * @return the id.
  */
 /* [hooks] */
 static unsigned long
 hook_new_id(void *ctx)
 {
-    struct child *ch = ctx;
+    const struct child *ch = ctx;
 
     return atomic_fetch_add(&ch->cs->shm->next_id, 1) + 1;
 }
@@ -240,20 +325,23 @@ hook_new_id(void *ctx)
  *
  * Only one worker accepts at a time (the parent hands out one 'A' and
  * waits for its 'D'), so the count and the limit need no lock.
- * @param ctx the worker.
+ * @param ctx the child.
  * @return the count.
  */
 static size_t
 hook_online(void *ctx)
 {
-    struct child *ch = ctx;
+    const struct child *ch = ctx;
 
     return shm_online(ch->cs->shm);
 }
 
 /**
  * @brief Room hook: lines the own ring may take now.
- * @param ctx the worker.
+ *
+ * The room reads its clients only as much as this allows, so a message
+ * never finds the ring full (see room_to_write()).
+ * @param ctx the child.
  * @return records; 0 while the ring is full.
  */
 static size_t
@@ -265,7 +353,7 @@ hook_room_to_publish(void *ctx)
 /**
  * @brief Room hook: a line said here goes into the own ring, for the
  *        other workers.
- * @param ctx  the worker.
+ * @param ctx  the child.
  * @param line the line, ending in `\n`.
  * @param len  its length.
  */
@@ -275,14 +363,15 @@ hook_publish(void *ctx, const char *line, size_t len)
     struct child *ch = ctx;
 
     wait_for_room(ch, 1);
-    ring_put(&ch->cs->shm->rings[ch->cs->index], line, len);
+    ring_put(ch->cs->shm, ch->cs->slot, line, len);
     ch->news = true;
+    ch->mine++;
 }
 
 /**
  * @brief Room hook: books a newcomer in the worker's row of users, so a
  *        replacement can announce it if this worker dies.
- * @param ctx the worker.
+ * @param ctx the child.
  * @param c   the newcomer; its tag becomes its entry in the row.
  * @return 0, or -1 if there is no entry for it (ENOMEM).
  */
@@ -298,7 +387,7 @@ hook_joined(void *ctx, struct client *c)
         /* The row's top is ours to move (shm.h); the parent reads it only
          * once we are dead. Every entry ever used may come back: make
          * room for it now, so that giving one back never needs memory. */
-        size_t top = atomic_load(&shm->top[ch->cs->index]);
+        size_t top = atomic_load(&shm->top[ch->cs->slot]);
         size_t *seats =
             realloc(ch->free_seats, (top + 1) * sizeof *ch->free_seats);
         if (seats == NULL || top == shm->users_cap) {
@@ -309,10 +398,10 @@ hook_joined(void *ctx, struct client *c)
         }
         ch->free_seats = seats;
         c->tag = top;
-        atomic_store(&shm->top[ch->cs->index], top + 1);
+        atomic_store(&shm->top[ch->cs->slot], top + 1);
     }
-    atomic_store(&shm_users(shm, ch->cs->index)[c->tag], c->id);
-    atomic_fetch_add(&shm->online[ch->cs->index], 1);
+    atomic_store(&shm_users(shm, ch->cs->slot)[c->tag], c->id);
+    atomic_fetch_add(&shm->online[ch->cs->slot], 1);
     return 0;
 }
 
@@ -321,7 +410,7 @@ hook_joined(void *ctx, struct client *c)
  *
  * Only now: killed before this line, the worker's replacement still
  * announces the user as left.
- * @param ctx the worker.
+ * @param ctx the child.
  * @param c   the client who left.
  */
 static void
@@ -330,8 +419,8 @@ hook_left(void *ctx, struct client *c)
     struct child *ch = ctx;
     struct shm_room *shm = ch->cs->shm;
 
-    atomic_store(&shm_users(shm, ch->cs->index)[c->tag], 0);
-    atomic_fetch_sub(&shm->online[ch->cs->index], 1);
+    atomic_store(&shm_users(shm, ch->cs->slot)[c->tag], 0);
+    atomic_fetch_sub(&shm->online[ch->cs->slot], 1);
     ch->free_seats[ch->nfree++] = c->tag;
 }
 /* [hooks] */
@@ -346,7 +435,7 @@ hook_left(void *ctx, struct client *c)
  * worker, which may have descriptors to spare (shedding the whole backlog
  * here turned away clients the pool had room for -- guarded by
  * tests/faults/fd_exhaustion.bats).
- * @param ch the worker.
+ * @param ch the child.
  */
 /* [worker-accept] */
 static void
@@ -373,7 +462,7 @@ on_accept(struct child *ch)
 
 /**
  * @brief The parent wrote: accept, or quit.
- * @param ch the worker.
+ * @param ch the child.
  */
 /* [on-parent] */
 static void
@@ -409,30 +498,29 @@ on_parent(struct child *ch)
 /* [on-parent] */
 
 /**
- * @brief The doorbell rang: some ring has new records; copy them.
+ * @brief A writer rang the doorbell: takes the poke.
  *
- * The eventfd is level-triggered in the epoll set: it is read back to
- * zero first, so that a ring after this read wakes the worker again and
- * no ring is missed (the writer publishes its records before it rings).
- * @param ch the worker.
+ * The pokes only say "look"; the loop looks at the rings after every
+ * wake-up anyway (read_rings() returns at once when nothing is new).
+ * @param ch the child.
  */
 /* [on-bell] */
 static void
 on_bell(struct child *ch)
 {
-    uint64_t rings;
+    char poke[8];
 
-    for (;;) {
-        ssize_t n = read(ch->cs->bells[ch->cs->index], &rings, sizeof rings);
-        if (n > 0 || (n < 0 && errno == EINTR))
-            continue; /* zero after a read; the next one says EAGAIN */
-        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-            log_errno("cannot read the doorbell");
-        break;
-    }
-    trace_add(" poke");
-    if (!ch->room.closing)
-        read_rings(ch);
+    /* One datagram per wake-up: the doorbell is level-triggered, so any
+     * other waiting is reported again, and a second recv() would almost
+     * always only say EAGAIN. */
+    ssize_t n;
+    while ((n = recv(ch->bell_fd, poke, sizeof poke, MSG_DONTWAIT)) < 0 &&
+           errno == EINTR)
+        ;
+    if (n >= 0)
+        trace_add(" poke");
+    else if (errno != EAGAIN && errno != EWOULDBLOCK)
+        log_errno("cannot read the doorbell");
 }
 /* [on-bell] */
 
@@ -441,40 +529,38 @@ on_bell(struct child *ch)
  *        replaces that the room has not heard of yet are gone; tell it.
  *
  * Their connections died with that worker. The parent announces them as
- * soon as it has reaped it (announce_leaves() in server.c), but a ring
+ * soon as it has reaped it (announce_leaves() in children.c), but a ring
  * full of unread records may have kept some of them back; its row of the
  * users table still lists those, and this worker now owns that row and
  * that ring.
- * @param ch the worker.
+ * @param ch the child.
  */
 /* [announce-predecessor] */
 static void
 announce_predecessor(struct child *ch)
 {
     struct shm_room *shm = ch->cs->shm;
-    _Atomic unsigned long *users = shm_users(shm, ch->cs->index);
-    size_t top = atomic_load(&shm->top[ch->cs->index]);
+    _Atomic unsigned long *users = shm_users(shm, ch->cs->slot);
+    size_t top = atomic_load(&shm->top[ch->cs->slot]);
     char msg[PROTO_LINE_MAX];
 
     for (size_t i = 0; i < top; i++) {
         unsigned long id = atomic_load(&users[i]);
         if (id == 0)
             continue;
-        wait_for_room(ch, 1);
-        ring_put(&shm->rings[ch->cs->index], msg, proto_left(msg, id));
+        hook_publish(ch, msg, proto_left(msg, id));
         atomic_store(&users[i], 0);
         log_note("user%lu left", id);
-        ch->news = true;
     }
-    atomic_store(&shm->online[ch->cs->index], 0);
-    atomic_store(&shm->top[ch->cs->index], 0); /* the row is ours, empty */
+    atomic_store(&shm->online[ch->cs->slot], 0);
+    atomic_store(&shm->top[ch->cs->slot], 0); /* the row is ours, empty */
 }
 /* [announce-predecessor] */
 
 /**
  * @brief Adds what the room counted since last time to the pool's books,
  *        for the parent's status line.
- * @param ch the worker.
+ * @param ch the child.
  */
 static void
 tell_books(struct child *ch)
@@ -485,7 +571,7 @@ tell_books(struct child *ch)
 
     if (relayed > 0) {
         atomic_fetch_add_explicit(&shm->relayed, relayed, memory_order_relaxed);
-        atomic_fetch_add_explicit(&shm->sent[ch->cs->index], relayed,
+        atomic_fetch_add_explicit(&shm->sent[ch->cs->slot], relayed,
                                   memory_order_relaxed);
     }
     atomic_fetch_add_explicit(&shm->pauses, now->pauses - ch->told.pauses,
@@ -502,7 +588,7 @@ static _Noreturn void child_loop(struct child *ch);
 /**
  * @brief The worker's first steps: its tag, its tie to the parent, its
  *        room.
- * @param ch the worker, its start-up data filled in.
+ * @param ch the child, its start-up data filled in.
  */
 static void
 child_begin(struct child *ch)
@@ -510,7 +596,7 @@ child_begin(struct child *ch)
     static char tag[32];
     const struct child_start *cs = ch->cs;
 
-    snprintf(tag, sizeof tag, "worker %zu pid %ld", cs->index, (long)getpid());
+    snprintf(tag, sizeof tag, "worker %zu pid %ld", cs->slot, (long)getpid());
     log_set_tag(tag);
 
     /* Never outlive the parent: the kernel sends SIGKILL when it dies.
@@ -529,22 +615,45 @@ child_begin(struct child *ch)
 }
 
 /**
- * @brief Makes the worker's epoll set: the parent and the doorbell.
+ * @brief Adds one descriptor to the child's epoll set.
+ * @param epfd   the child's epoll instance.
+ * @param fd     the descriptor.
+ * @param events what to watch.
+ * @param token  what epoll hands back for it.
+ * @return 0, or -1 with errno set.
+ */
+static int
+watch_fd(int epfd, int fd, uint32_t events, void *token)
+{
+    struct epoll_event ev = {.events = events, .data.ptr = token};
+
+    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+/**
+ * @brief Opens the doorbell and the worker's epoll set: parent, doorbell.
  *
- * The listening socket is not in it: a worker accepts only when told to.
- * @param ch the worker.
+ * The doorbell is bound under the random name the parent drew for this
+ * worker process (shm_bell_addr()); writers poke it only once the worker
+ * has set its bit in `asleep`, which it does only after this. The
+ * listening socket is not in the set: a worker accepts only when told to.
+ * A worker that cannot do this exits with #CHILD_EXIT_FATAL: its
+ * replacement would fail the same way.
+ * @param ch the child.
  */
 static void
 child_watch(struct child *ch)
 {
     const struct child_start *cs = ch->cs;
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &token_parent};
-    struct epoll_event bell = {.events = EPOLLIN, .data.ptr = &token_bell};
+    struct sockaddr_un addr;
+    socklen_t len = shm_bell_addr(cs->shm->bell[cs->slot], &addr);
 
+    ch->bell_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     ch->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (ch->epfd < 0 ||
-        epoll_ctl(ch->epfd, EPOLL_CTL_ADD, cs->parent_fd, &ev) < 0 ||
-        epoll_ctl(ch->epfd, EPOLL_CTL_ADD, cs->bells[cs->index], &bell) < 0) {
+    if (ch->bell_fd < 0 ||
+        bind(ch->bell_fd, (struct sockaddr *)&addr, len) < 0 || ch->epfd < 0 ||
+        watch_fd(ch->epfd, cs->parent_fd, EPOLLIN, &token_parent) < 0 ||
+        watch_fd(ch->epfd, ch->bell_fd, EPOLLIN, &token_bell) < 0) {
         log_errno("cannot set up the worker");
         child_exit(CHILD_EXIT_FATAL);
     }
@@ -553,7 +662,10 @@ child_watch(struct child *ch)
 void
 run_child(const struct child_start *cs)
 {
-    struct child ch = {.cs = cs};
+    struct child ch = {.cs = cs,
+                       .view = cs->view,
+                       .looked = cs->view.seen,
+                       .done = cs->view.seen};
 
     child_begin(&ch);
     child_watch(&ch);
@@ -565,11 +677,12 @@ run_child(const struct child_start *cs)
 
 /* [child-loop] */
 /**
- * @brief Sleeps until something happens.
+ * @brief Sleeps until something happens, the doorbell armed meanwhile.
  *
- * The timeout is the room's, 0 while records wait in the other rings and
- * the room takes them, and after 'Q' no later than the worker's grace.
- * @param ch     the worker.
+ * The doorbell is armed until the child is closing, a child whose queue
+ * is too long included: woken, it learns whether it has been passed over.
+ * News is what was published since the rings were last looked at.
+ * @param ch     the child.
  * @param events receives what epoll reports.
  * @param max    room in @p events.
  * @return the number of events.
@@ -577,7 +690,10 @@ run_child(const struct child_start *cs)
 static int
 child_wait(struct child *ch, struct epoll_event *events, int max)
 {
+    struct shm_room *shm = ch->cs->shm;
     int timeout = room_timeout(&ch->room);
+    bool armed = !ch->room.closing;
+    uint64_t seen = ch->looked + ch->mine;
     int ready;
 
     if (ch->room.closing) {
@@ -587,21 +703,33 @@ child_wait(struct child *ch, struct epoll_event *events, int max)
         if (timeout < 0 || left < timeout)
             timeout = left;
     } else if (ch->unread && room_taking(&ch->room)) {
-        timeout = 0; /* records wait in the rings */
+        timeout = 0; /* the queue drained: copy the rest */
+    } else if (ch->bells_owed && (timeout < 0 || timeout > RETRY_MS)) {
+        timeout = RETRY_MS; /* poke again */
     }
-    while ((ready = epoll_wait(ch->epfd, events, max, timeout)) < 0) {
-        if (errno != EINTR) {
-            log_errno("epoll_wait");
-            child_exit(CHILD_EXIT_FATAL);
-        }
-    }
+    /* Nothing new yet: let the other processes run once before sleeping.
+     * Writers that run meanwhile publish, and a child that then finds
+     * news goes on without a sleep or a poke: on two cores shared by a
+     * hundred children this halved the wake-ups per delivery
+     * (docs/performance.md, "One yield before sleeping"). */
+    if (armed && timeout != 0 && atomic_load(&shm->pub_seq) == seen)
+        sched_yield();
+    /* "Asleep" first, then one more look: a writer that published
+     * meanwhile either sees the bit and pokes, or is seen here. */
+    if (armed && shm_doze(shm, ch->cs->slot, seen))
+        timeout = 0;
+    while ((ready = epoll_wait(ch->epfd, events, max, timeout)) < 0)
+        if (errno != EINTR)
+            die_child("epoll_wait");
+    if (armed)
+        shm_awake(shm, ch->cs->slot);
     return ready;
 }
 
 /**
- * @brief One pass of the worker's loop: the events, then the room, the
- *        rings, the bells and the books.
- * @param ch     the worker.
+ * @brief One pass of the worker's loop: the events, the rings, then the
+ *        room, the bells and the books.
+ * @param ch     the child.
  * @param events what epoll reported.
  * @param ready  how many.
  */
@@ -629,11 +757,11 @@ child_pass(struct child *ch, const struct epoll_event *events, int ready)
                 room_readable(&ch->room, c);
         }
     }
-    room_settle(&ch->room, true);
-    if (ch->unread && room_taking(&ch->room) && !ch->room.closing) {
+    /* Every wake-up looks for news (one load when there is none) before
+     * the room settles, so that what it copies is written in this pass. */
+    if (!ch->room.closing)
         read_rings(ch);
-        room_settle(&ch->room, true);
-    }
+    room_settle(&ch->room, true);
     ring_bells(ch);
     tell_books(ch);
     trace_end();
@@ -642,7 +770,7 @@ child_pass(struct child *ch, const struct epoll_event *events, int ready)
 /**
  * @brief The worker's loop: wait, handle, until it is closing and its
  *        clients have gone.
- * @param ch the worker, set up.
+ * @param ch the child, set up.
  */
 static _Noreturn void
 child_loop(struct child *ch)

@@ -14,18 +14,18 @@
 /* [child-start] */
 /** Exit status of a worker that cannot even start: do not replace it. */
 #define CHILD_EXIT_FATAL 70
-/** Exit status of a worker that fell a whole ring behind. */
-#define CHILD_EXIT_LAPPED 3
+/** Exit status of a worker that fell a whole ring behind (a slow reader). */
+#define CHILD_EXIT_SLOW 3
 
 /** What a new worker is handed by the parent across fork(). */
 struct child_start {
-    size_t index; /**< its number: its ring and its row of tables */
     int listen_fd; /**< the listening socket, accepted from on 'A' */
     int parent_fd; /**< the worker's end of the socketpair */
+    size_t slot; /**< its slot: the ring it writes, its row of the books */
     size_t limit; /**< the room's user limit */
     pid_t parent; /**< the parent's pid, to notice its death */
     struct shm_room *shm; /**< the shared rings and books */
-    const int *bells; /**< every worker's doorbell, by index (shm.h) */
+    struct shm_view view; /**< where it starts reading (parent's memory) */
 };
 /* [child-start] */
 

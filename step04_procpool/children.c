@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -35,14 +36,40 @@
 #define RESPAWN_RETRY_MS 200
 
 /**
- * @brief In a new worker: drops everything of the parent's but its share.
+ * @brief Writes a notice ("* user3 left") into a slot's ring.
  *
- * fork() copies every descriptor. A worker holding another worker's
- * socketpair end would keep it open after that worker died, and signal
- * handlers would write into the parent's signal pipe. Signals are blocked
- * across fork() until this has run.
- * @param srv  the parent's state, as copied into the worker.
- * @param mine the parent's end of this worker's own socketpair.
+ * The parent writes a ring only while no child does: the leaves of a
+ * worker's users after it has been reaped, before its replacement is
+ * forked (announce_leaves()). So each ring keeps a single writer, and a
+ * user's join, messages and leave reach every reader in that order. The
+ * sleepers are poked once at the end of the loop's pass, for every notice
+ * written in it.
+ * @param srv  the server.
+ * @param slot the ring.
+ * @param id   the user who left.
+ */
+/* [notice] */
+static void
+notice_left(struct server *srv, size_t slot, unsigned long id)
+{
+    char line[PROTO_LINE_MAX];
+
+    ring_put(srv->shm, slot, line, proto_left(line, id));
+    srv->news = true;
+}
+/* [notice] */
+
+/**
+ * @brief In a new child: drops everything of the parent's but its share.
+ *
+ * fork() copies every descriptor. A child holding the parent's ends of
+ * other children's socketpairs would keep them open after the parent
+ * closed them or died (those children would never see end of stream from
+ * a dead parent), and signal handlers would write into the parent's
+ * signal pipe. A worker keeps the listening socket: it accepts. Signals
+ * are blocked across fork() until this has run.
+ * @param srv  the parent's state, as copied into the child.
+ * @param mine the parent's end of this child's own socketpair.
  */
 /* [child-setup] */
 static void
@@ -53,8 +80,8 @@ child_setup(struct server *srv, int mine)
     struct sigaction ign = {.sa_handler = SIG_IGN};
 
     /* Ctrl-C and a hang-up reach the whole process group; the parent
-     * handles them for everyone and tells the workers. SIGTERM sent to a
-     * worker alone ends that worker (and the parent replaces it). */
+     * handles them for everyone and tells the children over the
+     * socketpair. SIGTERM sent to a child alone ends that child. */
     sigaction(SIGTERM, &dfl, NULL);
     for (size_t i = 0; i < sizeof parent_only / sizeof parent_only[0]; i++)
         sigaction(parent_only[i], parent_only[i] == SIGCHLD ? &dfl : &ign,
@@ -62,16 +89,38 @@ child_setup(struct server *srv, int mine)
 
     close(mine);
     close(srv->epfd);
+    close(srv->bell_fd);
+    close(srv->shm->fd);
     close(sig_pipefd[0]);
     close(sig_pipefd[1]);
-    /* Book pitfall (15.3): each child keeps the parent's ends of the
-     * earlier children's socketpairs. The doorbells (srv->bells) stay:
-     * a worker rings the others' and sleeps on its own. */
+    /* Book pitfall (15.3's pool has it too): a child keeps the parent's
+     * ends of the earlier children's socketpairs, so when the parent dies
+     * those children never see their socketpair close. */
     for (size_t i = 0; i < srv->nworkers; i++)
         if (srv->workers[i].fd >= 0)
             close(srv->workers[i].fd);
 }
 /* [child-setup] */
+
+/**
+ * @brief A random name for a new child's doorbell.
+ *
+ * Abstract socket names can be seen by every local user
+ * (/proc/net/unix); a name drawn at random for each child cannot be
+ * taken by someone else before the child binds it.
+ * @return 64 random bits (from the clock and a counter, if the kernel
+ *         has no randomness to give yet: still unique).
+ */
+static uint64_t
+bell_name(void)
+{
+    static uint64_t count;
+    uint64_t v;
+
+    if (getrandom(&v, sizeof v, GRND_NONBLOCK) == (ssize_t)sizeof v)
+        return v;
+    return ((uint64_t)clock_ms() << 20) ^ ((uint64_t)getpid() << 44) ^ ++count;
+}
 
 /**
  * @brief Forks worker @p i, or replaces it after its death.
@@ -90,16 +139,17 @@ spawn_worker(struct server *srv, size_t i)
         log_errno("cannot create a socketpair for worker %zu", i);
         return -1;
     }
-    struct child_start cs = {.index = i,
-                             .listen_fd = srv->listen_fd,
+    /* The worker reads every ring from its current end; writers wait for
+     * it from now on. Its doorbell gets a new name, the new process's. */
+    shm_reader_start(srv->shm, i, &srv->view);
+    srv->shm->bell[i] = bell_name();
+    struct child_start cs = {.listen_fd = srv->listen_fd,
                              .parent_fd = sv[1],
+                             .slot = i,
                              .limit = srv->limit,
                              .parent = getpid(),
                              .shm = srv->shm,
-                             .bells = srv->bells};
-    /* The worker reads every ring from its current end; writers wait for
-     * it from now on. */
-    shm_reader_start(srv->shm, i);
+                             .view = srv->view};
     sigfillset(&all);
     sigprocmask(SIG_BLOCK, &all, &old);
     pid_t pid = fork();
@@ -217,9 +267,9 @@ announce_leaves(struct server *srv, size_t i)
 {
     struct shm_room *shm = srv->shm;
     _Atomic unsigned long *users = shm_users(shm, i);
-    size_t room = ring_room(shm, i), listed = 0, told = 0;
+    uint64_t floor = 0;
+    size_t room = ring_room(shm, i, &floor), listed = 0, told = 0;
     size_t top = atomic_load(&shm->top[i]);
-    char msg[PROTO_LINE_MAX];
 
     for (size_t k = 0; k < top; k++)
         listed += atomic_load(&users[k]) != 0;
@@ -230,13 +280,11 @@ announce_leaves(struct server *srv, size_t i)
         unsigned long id = atomic_load(&users[k]);
         if (id == 0)
             continue;
-        ring_put(&shm->rings[i], msg, proto_left(msg, id));
+        notice_left(srv, i, id); /* the doorbells ring at the end of the pass */
         atomic_store(&users[k], 0);
         log_note("user%lu left", id);
         told++;
     }
-    if (told > 0)
-        srv->news = true; /* ring the doorbells: they copy the leaves */
     /* A trace, not a warning: with the fork failing, this runs on every
      * try. */
     trace_add("; %zu users of worker %zu announced as left, %zu wait for "
@@ -306,9 +354,11 @@ retry_forks(struct server *srv)
     for (size_t i = 0; i < srv->nworkers; i++)
         if (srv->workers[i].pid == 0 && srv->workers[i].fork_failures > 0)
             replace_worker(srv, i);
-    if (srv->news) /* leaves that had to wait for room */
-        shm_ring_bells(srv->bells, srv->nworkers, srv->nworkers);
-    srv->news = false;
+    if (srv->news) { /* leaves that had to wait for room */
+        srv->news = false;
+        srv->bells_owed =
+            !shm_ring_bells(srv->shm, srv->nworkers, srv->bell_fd);
+    }
     trace_end();
     return srv->respawn_at == 0 ? -1 : clock_ms_until(srv->respawn_at);
 }

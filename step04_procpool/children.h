@@ -37,8 +37,10 @@ struct server {
     long long respawn_at; /**< when to retry the failed forks, 0 for none */
     struct shm_room *shm; /**< the shared rings and books */
     char shm_name[64]; /**< its (already unlinked) name */
-    int *bells; /**< [worker]: its doorbell, for the life of the server */
-    bool news; /**< a ring grew in this pass: ring the doorbells */
+    struct shm_view view; /**< a new worker's start, inherited at fork */
+    int bell_fd; /**< datagram socket for ringing doorbells */
+    bool news; /**< a dead worker's leaves written: ring the bells */
+    bool bells_owed; /**< a sleeper could not be poked yet: try again */
     long long started; /**< start time, for the uptime (SIGHUP) */
     bool closing; /**< SIGINT/SIGTERM seen: waiting for the workers */
     long long deadline; /**< when a graceful shutdown gives up */

@@ -24,9 +24,9 @@
  *   so notices that arrive together are all seen;
  * - a worker closes the other workers' socketpair ends and dies with the
  *   parent (PR_SET_PDEATHSIG);
- * - workers wake each other through doorbells (one eventfd per worker,
- *   made before the first fork and inherited by all), not through the
- *   parent: a stopped parent delays accepting and reaping, not messages;
+ * - workers wake each other through chapter 3's doorbells (a datagram
+ *   to a worker that sleeps), not through the parent: a stopped parent
+ *   delays accepting and reaping, not messages;
  * - a worker that dies is replaced (unless it could not even start); the
  *   parent announces its clients as left as soon as it has reaped it,
  *   whether or not a replacement can be forked, and a fork that fails
@@ -36,14 +36,14 @@
  * - one room across the whole pool, with room-wide ids and user limit.
  */
 #include "args.h"
+#include "child.h"
+#include "children.h"
 #include "clock.h"
 #include "conn.h"
 #include "log.h"
 #include "net.h"
 #include "proto.h"
 #include "shm.h"
-#include "child.h"
-#include "children.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -54,7 +54,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -62,12 +61,14 @@
 #include <unistd.h>
 
 /* [constants] */
-/** Most milliseconds a graceful shutdown waits for the workers. */
+/** Most milliseconds a graceful shutdown waits for the children. */
 #define SHUTDOWN_GRACE_MS 3000
 /** How long the parent waits for a worker's 'D' before it re-arms. */
 #define ACCEPT_TIMEOUT_MS 1000
 /** Events taken from one epoll_wait(). */
-#define EPOLL_BATCH 64
+#define EPOLL_BATCH 256
+/** While doorbells are owed (shm_ring_bells()), how often to try again. */
+#define BELL_RETRY_MS 5
 /* [constants] */
 
 /* [types] */
@@ -137,7 +138,11 @@ server_init(struct server *srv, int listen_fd, size_t limit, size_t nworkers)
     srv->nworkers = nworkers;
     srv->accepting = -1;
     srv->workers = calloc(nworkers, sizeof *srv->workers);
-    if (srv->workers == NULL)
+    srv->view.cursor = calloc(nworkers, sizeof *srv->view.cursor);
+    srv->view.group_seen =
+        calloc(nworkers / SHM_GROUP + 1, sizeof *srv->view.group_seen);
+    if (srv->workers == NULL || srv->view.cursor == NULL ||
+        srv->view.group_seen == NULL)
         die_errno("cannot allocate a pool of %zu workers", nworkers);
     srv->started = clock_ms();
 
@@ -147,7 +152,18 @@ server_init(struct server *srv, int listen_fd, size_t limit, size_t nworkers)
     if (log_verbose)
         log_msg("shared memory %s: mapped, and already unlinked",
                 srv->shm_name);
+    for (size_t i = 0; i < nworkers; i++) {
+        int err = shm_slot_reserve(srv->shm, i);
+        if (err != 0) {
+            errno = err;
+            die_errno("cannot reserve shared memory for worker %zu", i);
+        }
+    }
 
+    srv->bell_fd =
+        socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (srv->bell_fd < 0)
+        die_errno("cannot create a socket for the doorbells");
     srv->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (srv->epfd < 0)
         die_errno("cannot create an epoll instance");
@@ -158,20 +174,6 @@ server_init(struct server *srv, int listen_fd, size_t limit, size_t nworkers)
     if (watch(srv, listen_fd, EPOLLIN | EPOLLONESHOT, &token_listen) < 0 ||
         watch(srv, srv->sig_fd, EPOLLIN, &token_signal) < 0)
         die_errno("cannot watch the listening socket and the signal pipe");
-
-    /* Every doorbell before any fork, kept until the end: every worker,
-     * and every replacement, inherits all of them, so that a worker's
-     * doorbell never changes and nothing needs to be handed over when a
-     * worker is replaced. CLOEXEC: nobody execs, and nothing must leak
-     * if a later chapter does. */
-    srv->bells = calloc(nworkers, sizeof *srv->bells);
-    if (srv->bells == NULL)
-        die_errno("cannot allocate %zu doorbells", nworkers);
-    for (size_t i = 0; i < nworkers; i++) {
-        srv->bells[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (srv->bells[i] < 0)
-            die_errno("cannot create a doorbell for worker %zu", i);
-    }
 
     for (size_t i = 0; i < nworkers; i++)
         srv->workers[i].fd = -1; /* before any fork: see child_setup() */
@@ -240,7 +242,10 @@ on_accept(struct server *srv)
  * @brief The signal handler: puts the signal number into the pipe.
  *
  * It does nothing else, so it is async-signal-safe and cannot race with
- * the loop. errno is saved and restored.
+ * the loop: the loop reads the number and acts on it between two events.
+ * write() may change errno under the interrupted code, so errno is saved
+ * and restored. If the pipe were ever full, the loop has not read the
+ * numbers already waiting; it will, and wake.
  * @param sig the signal number.
  */
 /* [sig-handler] */
@@ -262,7 +267,12 @@ sig_handler(int sig)
 
 /**
  * @brief Creates the signal pipe and routes SIGINT, SIGTERM, SIGHUP and
- *        SIGCHLD into it; ignores SIGPIPE.
+ *        SIGCHLD into it.
+ *
+ * Both ends are nonblocking: the handler must never block, and the loop
+ * reads until EAGAIN. SA_RESTART spares the rest of the program EINTR
+ * from most calls; epoll_wait() still returns EINTR, which the loop
+ * expects. SIGPIPE is ignored.
  *
  * Book pitfall (15.3): the sigaction() call sits inside an assert, so with
  * NDEBUG the call itself disappears and no handler is installed. Here the
@@ -318,7 +328,11 @@ report_status(struct server *srv)
 /* [status] */
 
 /**
- * @brief SIGINT/SIGTERM: stop accepting and tell every worker to finish.
+ * @brief SIGINT/SIGTERM: stop accepting and tell every child to finish.
+ *
+ * Each worker sends its clients the notice, flushes, and exits; the loop
+ * runs on until every child has been reaped or #SHUTDOWN_GRACE_MS have
+ * passed.
  * @param srv the server.
  */
 /* [shutdown] */
@@ -337,6 +351,8 @@ begin_shutdown(struct server *srv)
 
 /**
  * @brief The signal pipe is readable: act on every signal number in it.
+ *
+ * Runs in the loop, not in a handler, so it may do anything.
  * @param srv the server.
  */
 /* [on-signal] */
@@ -399,7 +415,8 @@ earlier(int a, int b)
 
 /**
  * @brief How long the parent may sleep: until the shutdown's deadline,
- *        the accepting worker's deadline, or the next try of a fork.
+ *        the accepting worker's deadline, the next try of a fork, or of
+ *        the doorbells owed.
  *
  * A worker that missed its deadline to accept is given up on here (the
  * listening socket re-armed for the next one), so that the wait that
@@ -424,6 +441,8 @@ wait_timeout(struct server *srv)
             timeout = -1;
         }
     }
+    if (srv->bells_owed)
+        timeout = earlier(timeout, BELL_RETRY_MS);
     return earlier(timeout, retry_forks(srv));
 }
 /* [wait-timeout] */
@@ -478,17 +497,19 @@ loop(struct server *srv)
             trace_add("; worker %zu", (size_t)(wk - srv->workers));
             on_worker(srv, (size_t)(wk - srv->workers));
         }
-        if (srv->news && !srv->closing) /* leaves of a dead worker */
-            shm_ring_bells(srv->bells, srv->nworkers, srv->nworkers);
-        srv->news = false;
+        if ((srv->news || srv->bells_owed) && !srv->closing) {
+            srv->news = false; /* leaves of a dead worker */
+            srv->bells_owed =
+                !shm_ring_bells(srv->shm, srv->nworkers, srv->bell_fd);
+        }
         trace_end();
         /* [loop-dispatch] */
     }
 }
 
 /**
- * @brief Ends every worker still running once the loop is over, and
- *        waits for it: no worker outlives the server, no zombie stays.
+ * @brief Ends every child still running once the loop is over, and waits
+ *        for it: no child outlives the server, no zombie stays.
  * @param srv the server.
  */
 /* [server-close] */
@@ -505,10 +526,10 @@ server_close(struct server *srv)
         if (wk->fd >= 0)
             close(wk->fd);
     }
-    for (size_t i = 0; i < srv->nworkers; i++)
-        close(srv->bells[i]);
-    free(srv->bells);
     free(srv->workers);
+    free(srv->view.cursor);
+    free(srv->view.group_seen);
+    close(srv->bell_fd);
     close(srv->epfd);
 }
 /* [server-close] */

@@ -1,10 +1,9 @@
 /**
  * @file step04_procpool/shm.c
- * @brief The room's shared memory: POSIX shm_open(), one ring per worker.
+ * @brief The room's shared memory: POSIX shm_open(), dense heads, one ring
+ *        per worker, doorbells, the books.
  */
 #include "shm.h"
-
-#include "log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,15 +13,30 @@
 #include <time.h>
 #include <unistd.h>
 
-/* [shm-create] */
-struct shm_room *
-shm_room_create(size_t nrings, size_t users_cap, char name[64])
+/**
+ * @brief Rounds @p n up to a multiple of the page size.
+ *
+ * The rings start on a page of their own, so that reserving and touching
+ * the rings of the slots in use never touches the dense arrays' pages.
+ * @param n a size in bytes.
+ * @return n rounded up.
+ */
+static size_t
+page_round(size_t n)
 {
-    size_t rings = sizeof(struct shm_room) + nrings * sizeof(struct ring);
-    size_t users = rings + nrings * nrings * sizeof(uint64_t);
-    size_t size = users + nrings * users_cap * sizeof(unsigned long) +
-                  nrings * (2 * sizeof(size_t) + sizeof(unsigned long)) +
-                  nrings;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+
+    return (n + page - 1) / page * page;
+}
+
+/**
+ * @brief Opens a new shared-memory object under a name unique to us.
+ * @param name receives the name; 64 bytes.
+ * @return the descriptor, or -1 with errno set.
+ */
+static int
+shm_open_unique(char name[64])
+{
     struct timespec ts;
     int fd = -1;
 
@@ -36,40 +50,70 @@ shm_room_create(size_t nrings, size_t users_cap, char name[64])
                  (unsigned long)ts.tv_nsec + (unsigned long)attempt * 7919);
         fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd < 0 && errno != EEXIST)
-            return NULL;
+            return -1;
     }
+    return fd;
+}
+
+/* [shm-create] */
+struct shm_room *
+shm_room_create(size_t nrings, size_t users_cap, char name[64])
+{
+    size_t ngroups = nrings / SHM_GROUP + 1;
+    size_t dense = (3 * nrings + 2 * ngroups) * sizeof(uint64_t) +
+                   nrings * (users_cap + 3) * sizeof(uint64_t);
+    size_t meta = page_round(sizeof(struct shm_room) + dense);
+    size_t upfront = nrings < SHM_UPFRONT_SLOTS ? nrings : SHM_UPFRONT_SLOTS;
+    size_t size = meta + nrings * sizeof(struct ring);
+    int fd = shm_open_unique(name);
+
     if (fd < 0)
         return NULL;
-
-    /* ftruncate() alone would make a sparse object: on a full /dev/shm it
-     * succeeds, and the first write into a page the tmpfs cannot supply
-     * raises SIGBUS -- in whichever process touches it, at any time.
-     * posix_fallocate() takes every page now, or fails with ENOSPC: the
-     * server fails at start, with a message, and cannot fail later --
-     * guarded by tests/faults/shm.bats. It returns the error number. */
+    /* ftruncate() makes the object sparse: its size grows with the limit,
+     * but its pages are only taken as they are reserved. A page that is
+     * written without having been reserved could not be refused politely:
+     * on a full /dev/shm the tmpfs answers with SIGBUS, in whichever
+     * process touches it, at any time. So posix_fallocate() takes the
+     * pages that may be written before a slot is first handed out -- the
+     * dense arrays, the books and the first rings -- now, or fails with
+     * ENOSPC: the server fails at start, with a message
+     * (tests/faults/shm.bats); the rings of later slots are reserved by
+     * shm_slot_reserve(). */
     void *p = MAP_FAILED;
-    int saved = posix_fallocate(fd, 0, (off_t)size);
+    int saved = ftruncate(fd, (off_t)size) < 0 ? errno : 0;
+    if (saved == 0) /* posix_fallocate() returns the error number */
+        saved = posix_fallocate(fd, 0,
+                                (off_t)(meta + upfront * sizeof(struct ring)));
     if (saved == 0) {
         p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         saved = errno;
     }
     /* The name has done its job: every process that needs the region
-     * gets it by inheriting this mapping across fork(). */
+     * gets it by inheriting this mapping, and the descriptor (for
+     * shm_slot_reserve()) across fork(). */
     shm_unlink(name);
-    close(fd);
     if (p == MAP_FAILED) {
+        close(fd);
         errno = saved;
         return NULL;
     }
-    struct shm_room *room = p; /* posix_fallocate() filled it with zeros */
+    struct shm_room *room = p; /* a new object reads as zeros */
     room->nrings = nrings;
     room->users_cap = users_cap;
-    room->progress = (_Atomic uint64_t *)((char *)p + rings);
-    room->users = (_Atomic unsigned long *)((char *)p + users);
+    room->fd = fd;
+    room->head = (_Atomic uint64_t *)(room + 1);
+    room->group = room->head + nrings;
+    room->done = room->group + ngroups;
+    room->asleep = room->done + nrings;
+    room->bell = (uint64_t *)(room->asleep + ngroups);
+    room->users = (_Atomic unsigned long *)(room->bell + nrings);
     room->online = (_Atomic size_t *)(room->users + nrings * users_cap);
     room->top = room->online + nrings;
     room->sent = (_Atomic unsigned long *)(room->top + nrings);
-    room->reading = (_Atomic unsigned char *)(room->sent + nrings);
+    room->rings = (struct ring *)((char *)p + meta);
+    for (size_t i = 0; i < nrings; i++)
+        atomic_store_explicit(&room->done[i], SHM_NOT_READING,
+                              memory_order_relaxed);
     return room;
 }
 /* [shm-create] */
@@ -86,56 +130,150 @@ shm_online(struct shm_room *shm)
 }
 /* [online] */
 
+int
+shm_slot_reserve(struct shm_room *shm, size_t slot)
+{
+    if (slot < SHM_UPFRONT_SLOTS)
+        return 0; /* reserved at start */
+    off_t at = (off_t)((char *)&shm->rings[slot] - (char *)shm);
+    return posix_fallocate(shm->fd, at, (off_t)sizeof(struct ring));
+}
+
 /* [readers] */
 void
-shm_reader_start(struct shm_room *shm, size_t reader)
+shm_reader_start(struct shm_room *shm, size_t reader, struct shm_view *view)
 {
-    for (size_t i = 0; i < shm->nrings; i++)
-        atomic_store(shm_progress(shm, reader, i),
-                     atomic_load(&shm->rings[i].head));
-    atomic_store(&shm->reading[reader], 1);
+    /* Counted by writers from now on, as having read nothing new. */
+    atomic_store(&shm->done[reader], atomic_load(&shm->pub_seq));
+    if (reader >= atomic_load(&shm->high))
+        atomic_store(&shm->high, reader + 1);
+    atomic_fetch_and(&shm->asleep[reader / 64],
+                     ~((uint64_t)1 << (reader % 64)));
+    /* In the order writers publish backwards (pub_seq, then the group,
+     * then the head): a record counted in what we saw of pub_seq or of a
+     * group is already in what we see of its head, so the new reader
+     * never skips a record it should read -- at worst it looks at a group
+     * once for nothing. */
+    size_t high = atomic_load(&shm->high);
+    view->seen = atomic_load(&shm->pub_seq);
+    for (size_t g = 0; g * SHM_GROUP < high; g++)
+        view->group_seen[g] = atomic_load(&shm->group[g]);
+    for (size_t i = 0; i < high; i++)
+        view->cursor[i] = atomic_load(&shm->head[i]);
 }
 
 void
 shm_reader_stop(struct shm_room *shm, size_t reader)
 {
-    atomic_store(&shm->reading[reader], 0);
+    atomic_store(&shm->done[reader], SHM_NOT_READING);
+    atomic_fetch_and(&shm->asleep[reader / 64],
+                     ~((uint64_t)1 << (reader % 64)));
 }
 /* [readers] */
 
+/**
+ * @brief The slowest reader's `done`, passed-over readers left out.
+ *
+ * One look at each used slot's 8 bytes, all in a row: called only when
+ * the writer's cached floor leaves its ring short of room.
+ * @param shm  the region.
+ * @param ring the writer's ring.
+ * @return every reader still counted has copied every record up to it.
+ */
+static uint64_t
+slowest_reader(struct shm_room *shm, size_t ring)
+{
+    size_t high = atomic_load_explicit(&shm->high, memory_order_acquire);
+    uint64_t lost = shm->rings[ring].lost;
+    uint64_t low = atomic_load(&shm->pub_seq);
+
+    for (size_t q = 0; q < high; q++) {
+        uint64_t at = atomic_load_explicit(&shm->done[q], memory_order_acquire);
+        /* A reader that has not copied a record already overwritten has
+         * been passed over: it will notice and leave; waiting for it
+         * would only stall the room. */
+        if (q == ring || at == SHM_NOT_READING || at < lost)
+            continue;
+        if (at < low)
+            low = at;
+    }
+    return low;
+}
+
+/**
+ * @brief Records of ring @p r that some reader may not have copied.
+ * @param r     the ring.
+ * @param head  its head.
+ * @param floor every reader counted has copied every record up to it.
+ * @return how many of the newest records are still wanted.
+ */
+static size_t
+ring_unread(const struct ring *r, uint64_t head, uint64_t floor)
+{
+    uint64_t lo = head > RING_SLOTS ? head - RING_SLOTS : 0, hi = head;
+
+    /* Publication numbers grow along the ring: the first record above the
+     * floor, by bisection. */
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (atomic_load_explicit(&r->pub[mid % RING_SLOTS],
+                                 memory_order_relaxed) > floor)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return (size_t)(head - lo);
+}
+
+/**
+ * @brief Records a writer may add to a ring that has @p unread of them.
+ *
+ * One record stays free: a reader that finds the head a whole ring ahead
+ * of its cursor cannot tell a full ring from one whose writer has begun
+ * to overwrite its record (ring_get()), and would leave as passed over.
+ * So no writer takes the last one.
+ * @param unread records some reader may not have copied.
+ * @return the room, 0 if the ring is full.
+ */
+static size_t
+free_records(size_t unread)
+{
+    return unread < RING_SLOTS ? RING_SLOTS - 1 - unread : 0;
+}
+
 /* [ring-room] */
 size_t
-ring_room(struct shm_room *shm, size_t ring)
+ring_room(struct shm_room *shm, size_t ring, uint64_t *floor)
 {
+    const struct ring *r = &shm->rings[ring];
     uint64_t head =
-        atomic_load_explicit(&shm->rings[ring].head, memory_order_relaxed);
-    uint64_t oldest = head; /* no reader: the whole ring is free */
+        atomic_load_explicit(&shm->head[ring], memory_order_relaxed);
+    size_t room = free_records(ring_unread(r, head, *floor));
 
-    for (size_t q = 0; q < shm->nrings; q++) {
-        if (q == ring || !atomic_load(&shm->reading[q]))
-            continue;
-        uint64_t at = atomic_load(shm_progress(shm, q, ring));
-        /* A reader more than a ring behind has been passed over: it will
-         * notice and leave; waiting for it would only stall the room. */
-        if (head - at <= RING_SLOTS && at < oldest)
-            oldest = at;
+    /* The cached floor is still true (readers' numbers only grow, and a
+     * newcomer starts at the present); look at the readers again only
+     * when it leaves the ring short. */
+    if (room < RING_RESCAN) {
+        uint64_t low = slowest_reader(shm, ring);
+        if (low > *floor)
+            *floor = low;
+        room = free_records(ring_unread(r, head, *floor));
     }
-    /* One record stays free: a reader that finds the head a whole ring
-     * ahead of its cursor cannot tell a full ring from one whose writer
-     * has begun to overwrite its record (ring_get()), and would leave as
-     * lapped. So the writer never takes the last one. */
-    size_t used = (size_t)(head - oldest);
-    return used < RING_SLOTS ? RING_SLOTS - 1 - used : 0;
+    return room;
 }
 /* [ring-room] */
 
 /* [ring-put] */
 void
-ring_put(struct ring *r, const char *line, size_t len)
+ring_put(struct shm_room *shm, size_t ring, const char *line, size_t len)
 {
-    uint64_t seq = atomic_load_explicit(&r->head, memory_order_relaxed);
+    struct ring *r = &shm->rings[ring];
+    uint64_t seq = atomic_load_explicit(&shm->head[ring], memory_order_relaxed);
     struct record *rec = &r->rec[seq % RING_SLOTS];
 
+    if (seq >= RING_SLOTS)
+        r->lost = atomic_load_explicit(&r->pub[seq % RING_SLOTS],
+                                       memory_order_relaxed);
     /* The record we overwrite was published RING_SLOTS records ago; the
      * fence keeps our writes from showing before that head did, so a
      * reader's check in ring_get() cannot miss them (a no-op on x86, a
@@ -143,16 +281,23 @@ ring_put(struct ring *r, const char *line, size_t len)
     atomic_thread_fence(memory_order_release);
     rec->len = (uint32_t)len;
     memcpy(rec->line, line, len);
-    /* Publish: a reader that sees the new head sees the record too. */
-    atomic_store_explicit(&r->head, seq + 1, memory_order_release);
+    /* Publish, in this order: the head (a reader that sees it sees the
+     * record too), the group's counter, the room's number. A reader looks
+     * in the other order, so it never misses a head that was counted. */
+    atomic_store_explicit(&shm->head[ring], seq + 1, memory_order_release);
+    atomic_fetch_add_explicit(&shm->group[ring / SHM_GROUP], 1,
+                              memory_order_release);
+    atomic_store_explicit(&r->pub[seq % RING_SLOTS],
+                          atomic_fetch_add(&shm->pub_seq, 1) + 1,
+                          memory_order_relaxed);
 }
 /* [ring-put] */
 
 /* [ring-get] */
 long
-ring_get(const struct ring *r, uint64_t seq, char *out)
+ring_get(struct shm_room *shm, size_t ring, uint64_t seq, char *out)
 {
-    const struct record *rec = &r->rec[seq % RING_SLOTS];
+    const struct record *rec = &shm->rings[ring].rec[seq % RING_SLOTS];
     uint32_t len = rec->len;
 
     if (len > RECORD_MAX)
@@ -160,30 +305,94 @@ ring_get(const struct ring *r, uint64_t seq, char *out)
     memcpy(out, rec->line, len);
     /* The copy must be complete before head is read again. */
     atomic_thread_fence(memory_order_acquire);
-    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    uint64_t head =
+        atomic_load_explicit(&shm->head[ring], memory_order_relaxed);
     /* The writer starts overwriting record seq once head reaches
      * seq + RING_SLOTS; before that, the copy is intact. */
     if (head - seq >= RING_SLOTS)
         return -1;
     return (long)len;
 }
+
+uint64_t
+ring_pub(struct shm_room *shm, size_t ring, uint64_t seq)
+{
+    uint64_t pub = atomic_load_explicit(&shm->rings[ring].pub[seq % RING_SLOTS],
+                                        memory_order_relaxed);
+
+    /* As in ring_get(): lapped meanwhile, the number may be a later
+     * record's, larger than the truth. */
+    atomic_thread_fence(memory_order_acquire);
+    uint64_t head =
+        atomic_load_explicit(&shm->head[ring], memory_order_relaxed);
+    return head - seq >= RING_SLOTS ? 0 : pub;
+}
 /* [ring-get] */
 
-/* [bells] */
-void
-shm_ring_bells(const int *bells, size_t n, size_t self)
+/* [doorbell] */
+socklen_t
+shm_bell_addr(uint64_t bell, struct sockaddr_un *addr)
 {
-    const uint64_t one = 1;
-
-    for (size_t i = 0; i < n; i++) {
-        if (i == self)
-            continue;
-        ssize_t w;
-        while ((w = write(bells[i], &one, sizeof one)) < 0 && errno == EINTR)
-            ;
-        /* EAGAIN: the counter is full, so the bell is rung already. */
-        if (w < 0 && errno != EAGAIN)
-            log_errno("cannot ring worker %zu's doorbell", i);
-    }
+    memset(addr, 0, sizeof *addr);
+    addr->sun_family = AF_UNIX;
+    int n = snprintf(addr->sun_path + 1, sizeof addr->sun_path - 1,
+                     "chat-bell-%016llx", (unsigned long long)bell);
+    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
 }
-/* [bells] */
+
+bool
+shm_doze(struct shm_room *shm, size_t slot, uint64_t seen)
+{
+    atomic_fetch_or(&shm->asleep[slot / 64], (uint64_t)1 << (slot % 64));
+    return atomic_load(&shm->pub_seq) != seen;
+}
+
+void
+shm_awake(struct shm_room *shm, size_t slot)
+{
+    uint64_t bit = (uint64_t)1 << (slot % 64);
+
+    /* A child woken by a poke finds its bit cleared by the writer: a load
+     * spares the shared word a write. */
+    if (atomic_load_explicit(&shm->asleep[slot / 64], memory_order_relaxed) &
+        bit)
+        atomic_fetch_and(&shm->asleep[slot / 64], ~bit);
+}
+
+bool
+shm_ring_bells(struct shm_room *shm, size_t self, int fd)
+{
+    size_t high = atomic_load(&shm->high);
+    struct sockaddr_un addr;
+    bool all = true;
+
+    for (size_t w = 0; w * 64 < high; w++) {
+        uint64_t bits = atomic_load(&shm->asleep[w]);
+        if (self / 64 == w)
+            bits &= ~((uint64_t)1 << (self % 64));
+        while (bits != 0) {
+            uint64_t bit = bits & -bits;
+            bits &= ~bit;
+            /* Whoever clears the bit pokes: one datagram per sleep. */
+            if (!(atomic_fetch_and(&shm->asleep[w], ~bit) & bit))
+                continue;
+            size_t slot = w * 64 + (size_t)__builtin_ctzll(bit);
+            socklen_t len = shm_bell_addr(shm->bell[slot], &addr);
+            ssize_t n;
+            while ((n = sendto(fd, "N", 1, MSG_DONTWAIT | MSG_NOSIGNAL,
+                               (struct sockaddr *)&addr, len)) < 0 &&
+                   errno == EINTR)
+                ;
+            /* ECONNREFUSED: it died, and the parent will reap it. Out of
+             * buffer (our own, or its queue: we cannot tell which), the
+             * poke is owed still: the bit goes back, for us or another
+             * writer to try again. */
+            if (n < 0 && errno != ECONNREFUSED && errno != ENOENT) {
+                atomic_fetch_or(&shm->asleep[w], bit);
+                all = false;
+            }
+        }
+    }
+    return all;
+}
+/* [doorbell] */

@@ -1,34 +1,60 @@
 /**
  * @file step04_procpool/shm.h
- * @brief The room's shared memory: one ring of messages per worker, and
- *        the room's books (ids, who is on which worker).
+ * @brief The room's shared memory: one ring of messages per worker, laid
+ *        out for the readers, and the room's books.
  *
- * Chapter 3 gave each client a ring; here each worker has one, written by
- * that worker alone and read by every other worker:
+ * Chapter 3's region, with a slot per worker instead of per client: each
+ * slot is a ring of #RING_SLOTS messages with a sequence number, written
+ * by its worker and read by every other worker:
  *
- * - one writer per ring at any time (the worker, and after its death its
- *   replacement), so writing needs no lock: write the record, then
- *   publish it by advancing `head` with release ordering. A worker killed
- *   in the middle of a record never advanced `head`: nobody sees the torn
- *   record, and the replacement writes over it. No lock can be left held,
- *   because there is none;
- * - each reader publishes how far it has read each ring (its row of the
- *   `progress` table), and a writer whose ring is full waits for the
- *   readers instead of overwriting what they have not copied yet: its
- *   clients' bytes stay in the kernel, and TCP slows them down;
+ * - one writer per ring at any time: the worker; after it is reaped, the
+ *   parent (the leaves of its users); then its replacement. Writing needs
+ *   no lock: write the record, then publish it by advancing the ring's
+ *   head with release ordering. A worker killed in the middle of a record
+ *   never advanced the head: nobody sees the torn record, and the next
+ *   writer writes over it;
+ * - each reader keeps its own cursor per ring, in its own memory, and
+ *   copies records from its cursor up to the head;
+ * - every record also gets a room-wide publication number (`pub_seq`),
+ *   and each reader publishes one number: every record numbered up to it
+ *   has been copied (`done`). A writer whose ring is full waits until the
+ *   slowest reader's number passes its oldest record, instead of
+ *   overwriting what is not copied yet: its clients' bytes stay in the
+ *   kernel, and TCP slows the clients down;
  * - a reader that does not move for #LAG_GRACE_MS while a writer waits
  *   (a stopped process) is passed over: the writer overwrites, and the
- *   reader notices (seqlock-style check of `head` after the copy) and
- *   exits; the parent replaces it and its clients are announced as left.
+ *   reader notices (seqlock-style check of the head after the copy) and
+ *   leaves as a slow reader. A writer is never blocked for long by it.
  *
- * Every record holds the whole line as sent to clients ("user3: hi\n").
- * Each worker also lists its users' ids in its row of the `users` table,
- * so that after its death its replacement can tell the room who left.
+ * The layout follows who reads what on every wake-up. The heads, the
+ * per-group counters and the readers' numbers are small dense arrays at
+ * the front of the region (8 bytes a slot), away from the records: a
+ * wake-up reads a few cache lines, not one page per ring. A reader first
+ * compares the room-wide `pub_seq` with the value it saw last (nothing
+ * new: done), then the counter of each group of #SHM_GROUP rings (a
+ * group that did not move is skipped), and only in the groups that moved
+ * the heads. Only the slots ever used (`high`) are looked at.
  *
- * Workers wake each other without the parent: each worker index has a
- * doorbell, an eventfd the parent creates before it forks anyone and
- * keeps for the life of the server, so that every worker and every
- * replacement inherits all of them (shm_ring_bells()).
+ * Wake-ups go from writer to reader directly, without the parent: a
+ * child about to sleep sets its bit in the `asleep` bitmap (its doorbell)
+ * and looks once more for news; a writer, after publishing, clears the
+ * bit of each sleeper and sends that child one datagram on its own Unix
+ * socket (in the abstract namespace, under a random name per child). A
+ * child that is awake is never poked, and a stopped parent delays nothing
+ * but accepting and reaping.
+ *
+ * The region grows linearly with the pool: about 32 bytes of dense
+ * arrays and one ring of records per worker, and the books: the users
+ * table, a row of the limit's size per worker, in which each worker lists
+ * its users' ids, so that after its death the parent can tell the room
+ * who left. The file is sparse (ftruncate()), and its pages are reserved
+ * (posix_fallocate()) before anything may write them, so that a full
+ * /dev/shm is an error with a message, never a SIGBUS later: the dense
+ * arrays, the books and the rings of the first #SHM_UPFRONT_SLOTS slots
+ * at start, the rest of the rings before the pool is forked (a server
+ * that cannot have them does not start). Every record holds the whole
+ * line as sent to clients ("user3: hi\n"), so it names its true sender
+ * even after the slot has changed hands.
  */
 #ifndef STEP04_SHM_H
 #define STEP04_SHM_H
@@ -36,11 +62,15 @@
 #include "proto.h"
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 /* [shm-types] */
-/** Messages a ring holds. */
+/** Messages a ring holds; a reader this far behind is a slow reader. A
+ * worker's ring carries the messages, joins and leaves of many clients. */
 #define RING_SLOTS 4096
 /** Longest record: the longest line the room makes (proto.h). */
 #define RECORD_MAX PROTO_LINE_MAX
@@ -49,6 +79,14 @@
  * stops reading the rings for at most that long, and must not be passed
  * over meanwhile. */
 #define LAG_GRACE_MS 2000
+/** Rings per group counter: a reader skips a group that did not move. */
+#define SHM_GROUP 64
+/** Slots whose rings are reserved at start; later ones on first use. */
+#define SHM_UPFRONT_SLOTS 64
+/** Free records below which ring_room() looks at the readers again. */
+#define RING_RESCAN (RING_SLOTS / 4)
+/** A reader's `done` while no process reads for that slot. */
+#define SHM_NOT_READING UINT64_MAX
 
 /** One message in a ring. */
 struct record {
@@ -56,36 +94,62 @@ struct record {
     char line[RECORD_MAX]; /**< the line as clients receive it */
 };
 
-/** The messages of one worker. */
+/** The records of one slot: touched only once the slot is used. */
 struct ring {
-    /** Sequence number of the next record; records [head - RING_SLOTS,
-     * head) are readable. Only ever grows, across owners of the ring. */
-    _Alignas(64) _Atomic uint64_t head;
-    char pad[56]; /**< keeps each head on a cache line of its own */
+    /** Publication number of the newest record overwritten: a reader
+     * whose `done` is below it has been passed over. Writer's side. */
+    uint64_t lost;
+    /** Publication number of each record: which readers copied it. Set
+     * just after the record is published: a reader may still see the
+     * previous lap's (smaller) number, which only makes it claim less. */
+    _Atomic uint64_t pub[RING_SLOTS];
     struct record rec[RING_SLOTS]; /**< record s lives at rec[s % RING_SLOTS] */
 };
 
-/** The shared region: the room's counters, then one ring per worker, then
- * the progress table (see shm_progress()), the reader flags and the users
- * table (see shm_users()). */
+/** The shared region: counters, the dense arrays and the books, then the
+ * rings. */
 struct shm_room {
-    _Atomic unsigned long next_id; /**< last id given out, room-wide */
+    /** Records published in the whole room: a reader that saw this
+     * value last time has nothing new. */
+    _Atomic uint64_t pub_seq;
     _Atomic unsigned long relayed; /**< messages sent by clients (SIGHUP) */
     _Atomic unsigned long pauses; /**< times a worker paused reading */
+    _Atomic unsigned long next_id; /**< last id given out, room-wide */
     _Atomic unsigned long slow; /**< slow readers dropped, room-wide */
-    size_t nrings; /**< rings that follow: one per worker */
+    /** The rest of the first cache line (the region starts on a page):
+     * what writers bump on every message stays off the line of what
+     * readers only read. */
+    char pad[64 - 5 * sizeof(uint64_t)];
+    /** Slots ever used (set by the parent before it forks): no one
+     * looks beyond. */
+    _Atomic size_t high;
+    size_t nrings; /**< slots: one per worker */
     size_t users_cap; /**< entries per worker in the users table */
-    _Atomic uint64_t *progress; /**< [reader * nrings + ring]: next record */
-    _Atomic unsigned char *reading; /**< [reader]: 1 while a worker reads */
+    int fd; /**< the parent's descriptor, for shm_slot_reserve() */
+    /** [slot]: sequence number of the ring's next record; records
+     * [head - RING_SLOTS, head) are readable. Only ever grows. */
+    _Atomic uint64_t *head;
+    _Atomic uint64_t *group; /**< [slot / SHM_GROUP]: records published */
+    _Atomic uint64_t *done; /**< [reader]: copied all up to this pub */
+    _Atomic uint64_t *asleep; /**< bit per slot: the child sleeps */
+    uint64_t *bell; /**< [slot]: random name of the child's doorbell */
     _Atomic unsigned long *users; /**< [worker * users_cap + i]: an id or 0 */
     _Atomic size_t *online; /**< [worker]: its users, for the room count */
     /** [worker]: entries of its row ever used; no one looks beyond, so a
      * large limit costs pages only as users come. */
     _Atomic size_t *top;
     _Atomic unsigned long *sent; /**< [worker]: messages its clients sent */
-    struct ring rings[]; /**< one per worker */
+    struct ring *rings; /**< [slot], page-aligned, reserved sparsely */
 };
 /* [shm-types] */
+
+/** What a new reader starts from: a copy of the room as it was when it
+ * joined, made by the parent and inherited across fork(). */
+struct shm_view {
+    uint64_t seen; /**< pub_seq then */
+    uint64_t *cursor; /**< [ring]: the head then, then the next record */
+    uint64_t *group_seen; /**< [group]: the group counter then */
+};
 
 /**
  * @brief Creates, maps and at once unlinks the shared region.
@@ -93,9 +157,11 @@ struct shm_room {
  * The name is unique to this server instance ("/chat-<pid>-<random>"),
  * created with O_EXCL and mode 0600: no other server or user can open it.
  * It is unlinked as soon as it is mapped: the mapping lives on in the
- * parent and in every worker forked later, and when the last of them
- * exits the kernel frees it. Nothing is left in /dev/shm after any exit,
- * SIGKILL of the parent included.
+ * parent and in every child forked later, and when the last of them exits
+ * the kernel frees it. Nothing is left in /dev/shm after any exit, SIGKILL
+ * of the parent included. The pages that may be written before the first
+ * #SHM_UPFRONT_SLOTS slots are all used are reserved now (see the file
+ * comment), the books included.
  * @param nrings    one ring per worker.
  * @param users_cap the room's user limit: a worker may hold all of them.
  * @param name      receives the name used (for diagnostics); 64 bytes.
@@ -103,24 +169,6 @@ struct shm_room {
  */
 struct shm_room *shm_room_create(size_t nrings, size_t users_cap,
                                  char name[64]);
-
-/**
- * @brief Where reader @p reader is in ring @p ring: its next record.
- *
- * The mapping is at the same address in every process (workers inherit
- * it), so the table can be reached through a plain pointer.
- * @param shm    the region.
- * @param reader the reading worker.
- * @param ring   the ring's worker.
- * @return the reader's cursor for that ring.
- */
-/* [progress] */
-static inline _Atomic uint64_t *
-shm_progress(struct shm_room *shm, size_t reader, size_t ring)
-{
-    return &shm->progress[reader * shm->nrings + ring];
-}
-/* [progress] */
 
 /**
  * @brief The row of worker @p w in the users table.
@@ -144,14 +192,32 @@ shm_users(struct shm_room *shm, size_t w)
 size_t shm_online(struct shm_room *shm);
 
 /**
+ * @brief Reserves the pages of ring @p slot before its first use.
+ *
+ * The region is sparse beyond the first #SHM_UPFRONT_SLOTS rings; a page
+ * the tmpfs cannot supply would be a SIGBUS in whichever process first
+ * writes it. The parent calls this before a slot's first use, and does
+ * without the slot if it fails (chapter 3 refuses the connection, chapter
+ * 4 does not start).
+ * @param shm  the region.
+ * @param slot the slot about to be used for the first time.
+ * @return 0, or an error number (ENOSPC...).
+ */
+int shm_slot_reserve(struct shm_room *shm, size_t slot);
+
+/**
  * @brief Makes @p reader a reader from the current end of every ring.
  *
- * Called by the parent before it forks the reading process: that process
- * hears every message published from then on, and writers wait for it.
+ * Called by the parent before it forks the reading process: @p view,
+ * in the parent's memory, is inherited by the child as its starting
+ * point, so it hears every message published from then on, and writers
+ * wait for it from then on.
  * @param shm    the region.
  * @param reader the new process's slot.
+ * @param view   receives the starting point; arrays of the limit's size.
  */
-void shm_reader_start(struct shm_room *shm, size_t reader);
+void shm_reader_start(struct shm_room *shm, size_t reader,
+                      struct shm_view *view);
 
 /**
  * @brief @p reader reads no more (its process has been reaped).
@@ -163,51 +229,101 @@ void shm_reader_stop(struct shm_room *shm, size_t reader);
 /**
  * @brief Records ring @p ring can take before it overwrites unread ones.
  *
- * The slowest reader decides, except a reader already more than a ring
- * behind: it has been passed over and will leave.
- * @param shm  the region.
- * @param ring the writer's ring.
+ * The slowest reader decides, except a reader already passed over: it
+ * will leave. @p floor caches the slowest reader's `done` between calls
+ * (it only grows): the readers are scanned again only when the cached
+ * value leaves fewer than #RING_RESCAN records. A writer must never wait
+ * for more room than that: it would wait on a stale floor.
+ * @param shm   the region.
+ * @param ring  the writer's ring.
+ * @param floor the writer's cache; 0 at first.
  * @return free records, 0 when the writer must wait.
  */
-size_t ring_room(struct shm_room *shm, size_t ring);
+size_t ring_room(struct shm_room *shm, size_t ring, uint64_t *floor);
 
 /**
  * @brief Appends one line to a ring: the single writer's side.
- * @param r    the ring; the caller must be its only writer.
+ * @param shm  the region.
+ * @param ring the ring; the caller must be its only writer.
  * @param line the line, ending in `\n`.
  * @param len  its length, at most #RECORD_MAX.
  */
-void ring_put(struct ring *r, const char *line, size_t len);
+void ring_put(struct shm_room *shm, size_t ring, const char *line, size_t len);
 
 /**
  * @brief Copies one record out of a ring, if it is still there.
- * @param r    the ring.
- * @param seq  sequence number of the record; must be below head.
+ * @param shm  the region.
+ * @param ring the ring.
+ * @param seq  sequence number of the record; must be below its head.
  * @param out  receives the line; #RECORD_MAX bytes.
  * @return its length, or -1 if the writer has lapped @p seq (the copy may
  *         be torn: the reader is too slow and must not use it).
  */
-long ring_get(const struct ring *r, uint64_t seq, char *out);
+long ring_get(struct shm_room *shm, size_t ring, uint64_t seq, char *out);
 
 /**
- * @brief Rings every worker's doorbell but @p self's: "new records, look".
+ * @brief The publication number of a record a reader has not copied yet.
  *
- * The doorbells are eventfds, one per worker index, shared by every
- * process of the pool (made by the parent before the first fork). A ring
- * adds 1 to the counter; the sleeper wakes when the counter is not zero
- * and reads it back to zero. Unlike chapter 3's datagrams, a ring cannot
- * fail for want of buffer (an eventfd's counter takes 2^64-2), so no poke
- * is ever owed; and it reaches a worker that is dead and not yet replaced
- * harmlessly: its replacement finds the bell rung and looks at the rings.
- *
- * Every doorbell is rung, the awake ones too: with a pool of a few
- * workers (one per CPU) a write per worker and per pass is cheap, and
- * cheaper than the parent's relay it replaces; chapter 3's `asleep` bits
- * pay off with thousands of children, not with a handful.
- * @param bells the doorbells, indexed by worker.
- * @param n     how many.
- * @param self  the caller's own index, not rung; @p n or more for none.
+ * A reader that stops short of a ring's head (its queue is too long)
+ * can still claim every record numbered below this one as copied.
+ * @param shm  the region.
+ * @param ring the ring.
+ * @param seq  the record's sequence number; must be below its head.
+ * @return its number, or a smaller one, or 0 if the writer may have
+ *         lapped it: never more than the truth.
  */
-void shm_ring_bells(const int *bells, size_t n, size_t self);
+uint64_t ring_pub(struct shm_room *shm, size_t ring, uint64_t seq);
+
+/**
+ * @brief Rings the doorbell of every child that sleeps, but @p self.
+ *
+ * Called by a writer after it has published, once per pass: each sleeper
+ * gets one datagram, and its bit is cleared by the writer that sends it,
+ * so that a sleeper is poked once however many writers publish.
+ *
+ * A Unix datagram counts against the sender's buffer until its receiver
+ * has read it: a writer that pokes hundreds of sleepers at once may find
+ * its own buffer full (EAGAIN). The sleeper's bit is then set again, and
+ * the caller must try again shortly: a wake-up is late, never lost.
+ * @param shm  the region.
+ * @param self the writer's slot (never poked), or the limit for none.
+ * @param fd   a datagram socket to send from (AF_UNIX).
+ * @return true when every sleeper was poked, false: call again soon.
+ */
+bool shm_ring_bells(struct shm_room *shm, size_t self, int fd);
+
+/**
+ * @brief The name of a child's doorbell in the abstract namespace.
+ *
+ * Abstract names (a leading NUL) live in no directory, so nothing is left
+ * behind by any exit; the random part, drawn by the parent for each child,
+ * keeps another process from taking a name before the child binds it.
+ * @param bell the random part, shm->bell[slot].
+ * @param addr receives the address.
+ * @return its length, for bind() and sendto().
+ */
+socklen_t shm_bell_addr(uint64_t bell, struct sockaddr_un *addr);
+
+/**
+ * @brief A child is about to sleep: sets its doorbell bit, then looks
+ *        once more for news.
+ *
+ * The order is the whole point: a writer publishes, then reads the bits;
+ * the child sets its bit, then reads `pub_seq` (both sequentially
+ * consistent). Either the writer sees the bit and pokes, or the child
+ * sees the news and does not sleep: a wake-up is never lost.
+ * @param shm  the region.
+ * @param slot the child's slot.
+ * @param seen the `pub_seq` the child has read up to.
+ * @return true if news arrived meanwhile: do not sleep.
+ */
+bool shm_doze(struct shm_room *shm, size_t slot, uint64_t seen);
+
+/**
+ * @brief A child is awake: writers need not poke it.
+ * @param shm  the region.
+ * @param slot the child's slot.
+ */
+void shm_awake(struct shm_room *shm, size_t slot);
 
 #endif

@@ -246,31 +246,30 @@ own_sockets() {
 }
 
 # holds_only_its_end WORKER LISTEN: WORKER holds the listening socket and
-# one socket of its own, its end of the socketpair.
+# two sockets of its own: its end of the socketpair and its doorbell.
 holds_only_its_end() {
-    [ "$(own_sockets "$1" "$2" 2>/dev/null)" = 1 ]
+    [ "$(own_sockets "$1" "$2" 2>/dev/null)" = 2 ]
 }
 
-# doorbells PID: the eventfds PID holds, one "FD ID" a line, sorted: the
-# descriptor and the kernel's eventfd-id (from /proc/PID/fdinfo; "-" on
-# kernels before 5.17, which do not show it).
+# doorbells PID: the abstract names of the Unix sockets PID holds that are
+# doorbells ("@chat-bell-..." in /proc/net/unix), sorted.
 doorbells() {
-    local fd id
-    for fd in /proc/"$1"/fd/*; do
-        [ "$(readlink "$fd" 2>/dev/null)" = "anon_inode:[eventfd]" ] || continue
-        id=$(sed -n 's/^eventfd-id:[[:space:]]*//p' "/proc/$1/fdinfo/${fd##*/}" 2>/dev/null)
-        echo "${fd##*/} ${id:--}"
+    local inode
+    for inode in $(socket_inodes "$1"); do
+        awk -v inode="$inode" '$7 == inode && $8 ~ /^@chat-bell-/ { print $8 }' \
+            /proc/net/unix
     done | sort
 }
 
-# holds_the_doorbells WORKER: WORKER holds the pool's doorbells and no
-# other eventfd -- the parent's, one per worker, inherited (same
-# descriptors, same eventfds).
-holds_the_doorbells() {
-    local mine theirs
-    mine=$(doorbells "$1")
-    theirs=$(doorbells "$SERVER_PID")
-    [ "$(wc -l <<<"$theirs")" -eq "$WORKERS" ] && [ "$mine" = "$theirs" ]
+# holds_its_doorbell WORKER: WORKER holds one doorbell, its own, and no
+# eventfd (chapter 3's doorbells, not a descriptor per worker shared by
+# all).
+holds_its_doorbell() {
+    local fd
+    [ "$(doorbells "$1" | wc -l)" -eq 1 ] || return 1
+    for fd in /proc/"$1"/fd/*; do
+        [ "$(readlink "$fd" 2>/dev/null)" != "anon_inode:[eventfd]" ] || return 1
+    done
 }
 
 # pool_replaced VICTIM: the pool is whole again, without VICTIM.
@@ -279,7 +278,7 @@ pool_replaced() {
         ! children_of "$SERVER_PID" | grep -qx "$1"
 }
 
-@test "book pitfall: a worker inherits the parent's ends of the other workers' socketpairs -- each worker, and a replacement, holds only its own, and the pool's doorbells" {
+@test "book pitfall: a worker inherits the parent's ends of the other workers' socketpairs -- each worker, and a replacement, holds only its own, and its own doorbell" {
     server_start -w "$WORKERS" -n 100
     local who
     for who in a b c d e f; do client_join "$who"; done
@@ -289,20 +288,24 @@ pool_replaced() {
     local workers worker own total=0
     workers=$(children_of "$SERVER_PID")
     [ "$(wc -w <<<"$workers")" -eq "$WORKERS" ] || fail "workers: $workers"
-    # Besides the listening socket, a worker holds its clients and its own
-    # end of its socketpair: 6 clients + 1 end per worker in all.
+    # Besides the listening socket, a worker holds its clients, its own
+    # end of its socketpair and its doorbell: 6 clients + 2 per worker.
     for worker in $workers; do
         own=$(own_sockets "$worker" "$listen") || fail "worker $worker"
         total=$((total + own))
     done
-    [ "$total" -eq $((6 + WORKERS)) ] || fail "$total sockets besides the listener"
-    # The descriptors it shares on purpose: every worker's doorbell, an
-    # eventfd per worker, made by the parent before the first fork.
-    [ "$(doorbells "$SERVER_PID" | wc -l)" -eq "$WORKERS" ] ||
-        fail "the parent's eventfds: $(doorbells "$SERVER_PID")"
+    [ "$total" -eq $((6 + 2 * WORKERS)) ] || fail "$total sockets besides the listener"
+    # Each worker's doorbell is its own (bound under a name the parent
+    # drew for it), and the parent holds none: it rings from an unbound
+    # socket.
+    [ -z "$(doorbells "$SERVER_PID")" ] ||
+        fail "the parent holds doorbells: $(doorbells "$SERVER_PID")"
+    local bells
+    bells=$(for worker in $workers; do doorbells "$worker"; done | sort -u)
+    [ "$(wc -l <<<"$bells")" -eq "$WORKERS" ] || fail "doorbells: $bells"
     for worker in $workers; do
-        holds_the_doorbells "$worker" ||
-            fail "worker $worker's eventfds: $(doorbells "$worker")"
+        holds_its_doorbell "$worker" ||
+            fail "worker $worker's doorbells: $(doorbells "$worker")"
     done
     # A replacement is forked from a parent that holds every living
     # worker's end: it must close them all too.
@@ -319,8 +322,11 @@ pool_replaced() {
     wait_until "the replacement to hold only its own end" \
         holds_only_its_end "$fresh" "$listen" ||
         fail "replacement $fresh: $(ls -l /proc/"$fresh"/fd)"
-    holds_the_doorbells "$fresh" ||
-        fail "replacement $fresh's eventfds: $(doorbells "$fresh")"
+    holds_its_doorbell "$fresh" ||
+        fail "replacement $fresh's doorbells: $(doorbells "$fresh")"
+    # Under a new name: the victim's may not be taken over by anyone.
+    ! grep -qxF "$(doorbells "$fresh")" <<<"$bells" ||
+        fail "the replacement rings under its predecessor's name"
 }
 
 # Two floods in two workers, and a 2 MB/s reader in one of them: while

@@ -28,22 +28,25 @@ t_full(void)
 {
     char name[64], line[RECORD_MAX], out[RECORD_MAX];
     struct shm_room *shm = shm_room_create(2, 16, name);
+    uint64_t cursor[2], group_seen[1], floor = 0;
+    struct shm_view view = {.cursor = cursor, .group_seen = group_seen};
     size_t written = 0;
 
     if (shm == NULL)
         return unit_fail("full", "no shared memory");
-    shm_reader_start(shm, 1); /* worker 1 reads ring 0 */
-    while (ring_room(shm, 0) > 0 && written < (size_t)2 * RING_SLOTS) {
+    shm_reader_start(shm, 0, &view); /* the writer is a reader too */
+    shm_reader_start(shm, 1, &view); /* worker 1 reads ring 0 */
+    while (ring_room(shm, 0, &floor) > 0 && written < (size_t)2 * RING_SLOTS) {
         int len = snprintf(line, sizeof line, "line %zu\n", written);
-        ring_put(&shm->rings[0], line, (size_t)len);
+        ring_put(shm, 0, line, (size_t)len);
         written++;
     }
     if (written < RING_SLOTS - 1 || written >= RING_SLOTS)
         return unit_fail("full", "the room was not one short of the ring");
-    uint64_t at = atomic_load(shm_progress(shm, 1, 0));
-    uint64_t head = atomic_load(&shm->rings[0].head);
+    uint64_t at = view.cursor[0];
+    uint64_t head = atomic_load(&shm->head[0]);
     for (; at < head; at++) {
-        long len = ring_get(&shm->rings[0], at, out);
+        long len = ring_get(shm, 0, at, out);
         if (len < 0)
             return unit_fail("full", "a reader of a full ring was lapped");
         int want = snprintf(line, sizeof line, "line %lu\n", (unsigned long)at);
