@@ -135,3 +135,28 @@ conn_fd_limit(size_t users)
     return users;
 }
 /* [fd-limit] */
+
+int
+conn_close_others(const int *keep, size_t n)
+{
+    unsigned sorted[8], lo = 3;
+    size_t k = 0;
+
+    if (n > 8) {
+        errno = EINVAL;
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) /* insertion sort of the ones above 2 */
+        if (keep[i] > 2) {
+            size_t j = k++;
+            for (; j > 0 && sorted[j - 1] > (unsigned)keep[i]; j--)
+                sorted[j] = sorted[j - 1];
+            sorted[j] = (unsigned)keep[i];
+        }
+    for (size_t i = 0; i < k; i++) {
+        if (sorted[i] > lo && close_range(lo, sorted[i] - 1, 0) < 0)
+            return -1;
+        lo = sorted[i] + 1;
+    }
+    return close_range(lo, ~0U, 0);
+}

@@ -88,16 +88,17 @@ join_slot(struct server *srv, size_t slot, unsigned long id)
  * end of stream from a dead parent), and signal handlers would write into
  * the parent's signal pipe. Signals are
  * blocked across fork() until this has run.
- * @param srv  the parent's state, as copied into the child.
- * @param mine the parent's end of this child's own socketpair.
+ * @param client_fd the client's socket, which the child keeps.
+ * @param mine      the child's end of its own socketpair, which it keeps.
  */
 /* [child-setup] */
 static void
-child_setup(struct server *srv, int mine)
+child_setup(int client_fd, int mine)
 {
     static const int parent_only[] = {SIGINT, SIGHUP, SIGCHLD};
     struct sigaction dfl = {.sa_handler = SIG_DFL};
     struct sigaction ign = {.sa_handler = SIG_IGN};
+    const int keep[] = {client_fd, mine};
 
     /* Ctrl-C and a hang-up reach the whole process group; the parent
      * handles them for everyone and tells the children over the
@@ -107,21 +108,13 @@ child_setup(struct server *srv, int mine)
         sigaction(parent_only[i], parent_only[i] == SIGCHLD ? &dfl : &ign,
                   NULL);
 
-    close(mine);
-    if (srv->listen_fd >= 0)
-        close(srv->listen_fd);
-    close(srv->spare_fd);
-    close(srv->epfd);
-    close(srv->bell_fd);
-    close(srv->shm->fd);
-    close(sig_pipefd[0]);
-    close(sig_pipefd[1]);
     /* Book pitfall (15.3's pool has it too): a child keeps the parent's
      * ends of the earlier children's socketpairs, so when the parent dies
-     * those children never see their socketpair close. */
-    for (size_t i = 0; i < srv->online; i++)
-        if (srv->clients[srv->live[i]].fd >= 0)
-            close(srv->clients[srv->live[i]].fd);
+     * those children never see their socketpair close. All of the
+     * parent's descriptors go but the two kept, in a call per gap: a
+     * close() per child made each fork cost one call per child. */
+    if (conn_close_others(keep, sizeof keep / sizeof keep[0]) < 0)
+        die_child("cannot close the parent's descriptors");
 }
 /* [child-setup] */
 
@@ -215,7 +208,7 @@ client_add(struct server *srv, int fd)
     sigprocmask(SIG_BLOCK, &all, &old);
     pid_t pid = fork();
     if (pid == 0) {
-        child_setup(srv, sv[0]);
+        child_setup(fd, sv[1]);
         sigprocmask(SIG_SETMASK, &old, NULL);
         run_child(&cs);
     }

@@ -49,12 +49,10 @@ struct server {
 };
 /* [types] */
 
-/* Documented where they are defined: watch() and sig_pipefd in server.c,
- * the rest in children.c. The cond keeps Doxygen from taking chapter 3's
- * and chapter 4's functions of the same name for one. */
+/* Documented where they are defined: watch() in server.c, the rest in
+ * children.c. The cond keeps Doxygen from taking chapter 3's and chapter
+ * 4's functions of the same name for one. */
 /** @cond */
-extern int sig_pipefd[2];
-
 int watch(struct server *srv, int fd, uint32_t events, void *token);
 void client_add(struct server *srv, int fd);
 void on_child(struct client *c);

@@ -78,7 +78,7 @@
 /* [types] */
 /** Both ends of the signal pipe: the handler writes [1], the loop reads
  * [0]. A global because a signal handler can reach nothing else. */
-int sig_pipefd[2];
+static int sig_pipefd[2];
 
 /** epoll tokens of the two descriptors that are not children; a child's
  * token is its slot. */

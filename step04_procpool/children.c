@@ -14,6 +14,7 @@
 #include "child.h"
 #include "children.h"
 #include "clock.h"
+#include "conn.h"
 #include "log.h"
 #include "net.h"
 #include "proto.h"
@@ -68,16 +69,17 @@ notice_left(struct server *srv, size_t slot, unsigned long id)
  * a dead parent), and signal handlers would write into the parent's
  * signal pipe. A worker keeps the listening socket: it accepts. Signals
  * are blocked across fork() until this has run.
- * @param srv  the parent's state, as copied into the child.
- * @param mine the parent's end of this child's own socketpair.
+ * @param listen_fd the listening socket, which the worker keeps.
+ * @param mine      the worker's end of its own socketpair, which it keeps.
  */
 /* [child-setup] */
 static void
-child_setup(struct server *srv, int mine)
+child_setup(int listen_fd, int mine)
 {
     static const int parent_only[] = {SIGINT, SIGHUP, SIGCHLD};
     struct sigaction dfl = {.sa_handler = SIG_DFL};
     struct sigaction ign = {.sa_handler = SIG_IGN};
+    const int keep[] = {listen_fd, mine};
 
     /* Ctrl-C and a hang-up reach the whole process group; the parent
      * handles them for everyone and tells the children over the
@@ -87,18 +89,15 @@ child_setup(struct server *srv, int mine)
         sigaction(parent_only[i], parent_only[i] == SIGCHLD ? &dfl : &ign,
                   NULL);
 
-    close(mine);
-    close(srv->epfd);
-    close(srv->bell_fd);
-    close(srv->shm->fd);
-    close(sig_pipefd[0]);
-    close(sig_pipefd[1]);
     /* Book pitfall (15.3's pool has it too): a child keeps the parent's
      * ends of the earlier children's socketpairs, so when the parent dies
-     * those children never see their socketpair close. */
-    for (size_t i = 0; i < srv->nworkers; i++)
-        if (srv->workers[i].fd >= 0)
-            close(srv->workers[i].fd);
+     * those children never see their socketpair close. All of the
+     * parent's descriptors go but the two kept, in a call per gap: a
+     * close() per child made each fork cost one call per child. */
+    if (conn_close_others(keep, sizeof keep / sizeof keep[0]) < 0) {
+        log_errno("cannot close the parent's descriptors");
+        _exit(CHILD_EXIT_FATAL); /* a replacement would fail the same way */
+    }
 }
 /* [child-setup] */
 
@@ -154,7 +153,7 @@ spawn_worker(struct server *srv, size_t i)
     sigprocmask(SIG_BLOCK, &all, &old);
     pid_t pid = fork();
     if (pid == 0) {
-        child_setup(srv, sv[0]);
+        child_setup(srv->listen_fd, sv[1]);
         sigprocmask(SIG_SETMASK, &old, NULL);
         run_child(&cs);
     }

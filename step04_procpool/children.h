@@ -47,13 +47,10 @@ struct server {
 };
 /* [types] */
 
-/* Documented where they are defined: watch(), rearm_listen() and
- * sig_pipefd in server.c,
- * the rest in children.c. The cond keeps Doxygen from taking chapter 3's
- * and chapter 4's functions of the same name for one. */
+/* Documented where they are defined: watch() and rearm_listen() in
+ * server.c, the rest in children.c. The cond keeps Doxygen from taking
+ * chapter 3's and chapter 4's functions of the same name for one. */
 /** @cond */
-extern int sig_pipefd[2];
-
 int watch(struct server *srv, int fd, uint32_t events, void *token);
 void rearm_listen(struct server *srv);
 int spawn_worker(struct server *srv, size_t i);
