@@ -137,26 +137,13 @@ conn_fd_limit(size_t users)
 /* [fd-limit] */
 
 int
-conn_close_others(const int *keep, size_t n)
+conn_close_others(int a, int b)
 {
-    unsigned sorted[8], lo = 3;
-    size_t k = 0;
+    unsigned lo = (unsigned)(a < b ? a : b), hi = (unsigned)(a < b ? b : a);
 
-    if (n > 8) {
-        errno = EINVAL;
+    /* Three gaps: [3, lo), (lo, hi), (hi, the end]. */
+    if ((lo > 3 && close_range(3, lo - 1, 0) < 0) ||
+        (hi > lo + 1 && close_range(lo + 1, hi - 1, 0) < 0))
         return -1;
-    }
-    for (size_t i = 0; i < n; i++) /* insertion sort of the ones above 2 */
-        if (keep[i] > 2) {
-            size_t j = k++;
-            for (; j > 0 && sorted[j - 1] > (unsigned)keep[i]; j--)
-                sorted[j] = sorted[j - 1];
-            sorted[j] = (unsigned)keep[i];
-        }
-    for (size_t i = 0; i < k; i++) {
-        if (sorted[i] > lo && close_range(lo, sorted[i] - 1, 0) < 0)
-            return -1;
-        lo = sorted[i] + 1;
-    }
-    return close_range(lo, ~0U, 0);
+    return close_range(hi + 1, ~0U, 0);
 }

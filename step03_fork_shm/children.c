@@ -98,7 +98,6 @@ child_setup(int client_fd, int mine)
     static const int parent_only[] = {SIGINT, SIGHUP, SIGCHLD};
     struct sigaction dfl = {.sa_handler = SIG_DFL};
     struct sigaction ign = {.sa_handler = SIG_IGN};
-    const int keep[] = {client_fd, mine};
 
     /* Ctrl-C and a hang-up reach the whole process group; the parent
      * handles them for everyone and tells the children over the
@@ -113,7 +112,7 @@ child_setup(int client_fd, int mine)
      * those children never see their socketpair close. All of the
      * parent's descriptors go but the two kept, in a call per gap: a
      * close() per child made each fork cost one call per child. */
-    if (conn_close_others(keep, sizeof keep / sizeof keep[0]) < 0)
+    if (conn_close_others(client_fd, mine) < 0)
         die_child("cannot close the parent's descriptors");
 }
 /* [child-setup] */

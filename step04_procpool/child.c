@@ -574,10 +574,14 @@ tell_books(struct child *ch)
         atomic_fetch_add_explicit(&shm->sent[ch->cs->slot], relayed,
                                   memory_order_relaxed);
     }
-    atomic_fetch_add_explicit(&shm->pauses, now->pauses - ch->told.pauses,
-                              memory_order_relaxed);
-    atomic_fetch_add_explicit(&shm->slow, now->slow - ch->told.slow,
-                              memory_order_relaxed);
+    /* Only what changed: the counters share a cache line with pub_seq,
+     * which every reader loads on every wake-up. */
+    if (now->pauses != ch->told.pauses)
+        atomic_fetch_add_explicit(&shm->pauses, now->pauses - ch->told.pauses,
+                                  memory_order_relaxed);
+    if (now->slow != ch->told.slow)
+        atomic_fetch_add_explicit(&shm->slow, now->slow - ch->told.slow,
+                                  memory_order_relaxed);
     ch->told = *now;
 }
 

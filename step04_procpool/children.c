@@ -79,7 +79,6 @@ child_setup(int listen_fd, int mine)
     static const int parent_only[] = {SIGINT, SIGHUP, SIGCHLD};
     struct sigaction dfl = {.sa_handler = SIG_DFL};
     struct sigaction ign = {.sa_handler = SIG_IGN};
-    const int keep[] = {listen_fd, mine};
 
     /* Ctrl-C and a hang-up reach the whole process group; the parent
      * handles them for everyone and tells the children over the
@@ -94,7 +93,7 @@ child_setup(int listen_fd, int mine)
      * those children never see their socketpair close. All of the
      * parent's descriptors go but the two kept, in a call per gap: a
      * close() per child made each fork cost one call per child. */
-    if (conn_close_others(keep, sizeof keep / sizeof keep[0]) < 0) {
+    if (conn_close_others(listen_fd, mine) < 0) {
         log_errno("cannot close the parent's descriptors");
         _exit(CHILD_EXIT_FATAL); /* a replacement would fail the same way */
     }
