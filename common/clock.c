@@ -25,3 +25,11 @@ clock_ms_until(long long deadline)
         return 0;
     return left > INT_MAX ? INT_MAX : (int)left;
 }
+
+int
+clock_earlier(int a, int b)
+{
+    if (a < 0)
+        return b;
+    return b >= 0 && b < a ? b : a;
+}

@@ -30,4 +30,15 @@ long long clock_ms(void);
  */
 int clock_ms_until(long long deadline);
 
+/**
+ * @brief Of two poll()/epoll_wait() timeouts, the one that ends first.
+ *
+ * A loop that waits for several timers at once sleeps until the first;
+ * -1 ("until an event") loses to any other.
+ * @param a milliseconds, or -1 for none.
+ * @param b milliseconds, or -1 for none.
+ * @return the smaller, -1 only if both are -1.
+ */
+int clock_earlier(int a, int b);
+
 #endif

@@ -50,6 +50,8 @@
 /* [child-state] */
 /** Most milliseconds the child lingers for its client after the notice. */
 #define SHUTDOWN_GRACE_MS 2000
+/** Events taken from one epoll_wait(). */
+#define EPOLL_BATCH 3 /* the client, the parent, the doorbell */
 /** While its ring is full, how often a writer looks again for room. */
 #define RETRY_MS 5
 /** Records a child leaves free in its ring: for the parent's leave notice
@@ -632,10 +634,10 @@ child_pass(struct child *ch, const struct epoll_event *events, int ready)
 static _Noreturn void
 child_loop(struct child *ch)
 {
-    struct epoll_event events[3];
+    struct epoll_event events[EPOLL_BATCH];
 
     while (ch->room.online > 0) {
-        int ready = child_wait(ch, events, 3);
+        int ready = child_wait(ch, events, EPOLL_BATCH);
         child_pass(ch, events, ready);
     }
     /* The parent reaps us and announces the leave. */

@@ -192,7 +192,7 @@ client_add(struct server *srv, int fd)
         conn_refuse(fd);
         return;
     }
-    struct client *c = &srv->clients[slot];
+    struct child_slot *c = &srv->children[slot];
     join_slot(srv, slot, ++srv->next_id);
     struct child_start cs = {.client_fd = fd,
                              .parent_fd = sv[1],
@@ -227,7 +227,7 @@ client_add(struct server *srv, int fd)
         srv->used++;
     else
         srv->nfree--;
-    *c = (struct client){
+    *c = (struct child_slot){
         .pid = pid, .fd = sv[0], .id = srv->next_id, .live = srv->online};
     srv->live[srv->online++] = slot;
     if (net_set_nonblock(c->fd) < 0 || watch(srv, c->fd, EPOLLIN, c) < 0)
@@ -248,7 +248,7 @@ client_add(struct server *srv, int fd)
  */
 /* [read] */
 void
-on_child(struct client *c)
+on_child(struct child_slot *c)
 {
     char buf[256];
 
@@ -281,7 +281,7 @@ void
 poke_children(struct server *srv, char cmd)
 {
     for (size_t i = 0; i < srv->online; i++) {
-        struct client *c = &srv->clients[srv->live[i]];
+        struct child_slot *c = &srv->children[srv->live[i]];
         if (c->fd >= 0 &&
             send(c->fd, &cmd, 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
             errno != EAGAIN && errno != EWOULDBLOCK && cmd == 'Q')
@@ -312,12 +312,12 @@ reap_children(struct server *srv)
          * users online finds the child -- guarded by
          * tests/step03/children.bats. */
         size_t k = 0;
-        while (k < srv->online && srv->clients[srv->live[k]].pid != pid)
+        while (k < srv->online && srv->children[srv->live[k]].pid != pid)
             k++;
         if (k == srv->online)
             continue; /* not a child of a slot */
         size_t slot = srv->live[k];
-        struct client *c = &srv->clients[slot];
+        struct child_slot *c = &srv->children[slot];
         if (c->fd >= 0)
             close(c->fd);
         trace_add("; user%lu's child %ld %s %d", c->id, (long)pid,
@@ -333,7 +333,7 @@ reap_children(struct server *srv)
         c->fd = -1;
         /* Swap-remove: the last user online takes the leaver's place. */
         srv->live[k] = srv->live[--srv->online];
-        srv->clients[srv->live[k]].live = k;
+        srv->children[srv->live[k]].live = k;
         srv->free_slots[srv->nfree++] = slot;
     }
     if (pid < 0 && errno != ECHILD)

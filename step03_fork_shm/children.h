@@ -15,7 +15,7 @@
 
 /* [types] */
 /** One user, served by one child process. A slot with pid 0 is free. */
-struct client {
+struct child_slot {
     pid_t pid; /**< its child, 0 when the slot is free */
     int fd; /**< parent's end of the socketpair, -1 once closed */
     unsigned long id; /**< lifetime-unique: user<id> */
@@ -31,7 +31,7 @@ struct server {
     size_t limit; /**< most users at once (`-n`) */
     size_t online; /**< users in the room (children alive) */
     unsigned long next_id; /**< id of the last user admitted */
-    struct client *clients; /**< #limit slots, touched only once used */
+    struct child_slot *children; /**< #limit slots, touched only once used */
     size_t *live; /**< slots of the users online, dense: walks visit these */
     size_t used; /**< slots ever handed out: [0, used) */
     size_t *free_slots; /**< stack of freed slots, all below #used */
@@ -55,7 +55,7 @@ struct server {
 /** @cond */
 int watch(struct server *srv, int fd, uint32_t events, void *token);
 void client_add(struct server *srv, int fd);
-void on_child(struct client *c);
+void on_child(struct child_slot *c);
 void poke_children(struct server *srv, char cmd);
 void reap_children(struct server *srv);
 /** @endcond */

@@ -125,13 +125,13 @@ server_init(struct server *srv, int listen_fd, size_t limit)
     srv->listen_fd = listen_fd;
     srv->sig_fd = sig_pipefd[0];
     srv->limit = limit;
-    srv->clients = calloc(limit, sizeof *srv->clients);
+    srv->children = calloc(limit, sizeof *srv->children);
     srv->live = calloc(limit, sizeof *srv->live);
     srv->free_slots = calloc(limit, sizeof *srv->free_slots);
     srv->view.cursor = calloc(limit, sizeof *srv->view.cursor);
     srv->view.group_seen =
         calloc(limit / SHM_GROUP + 1, sizeof *srv->view.group_seen);
-    if (srv->clients == NULL || srv->live == NULL || srv->free_slots == NULL ||
+    if (srv->children == NULL || srv->live == NULL || srv->free_slots == NULL ||
         srv->view.cursor == NULL || srv->view.group_seen == NULL)
         die_errno("cannot allocate a room for %zu users", limit);
     srv->started = clock_ms();
@@ -312,6 +312,23 @@ on_signal(struct server *srv)
 /* [on-signal] */
 
 /**
+ * @brief How long the parent may sleep: until the shutdown's deadline, or
+ *        the next try of the doorbells owed.
+ * @param srv the server.
+ * @return milliseconds, -1 for "until an event"; 0 while shutting down
+ *         means the grace period is over.
+ */
+/* [wait-timeout] */
+static int
+wait_timeout(struct server *srv)
+{
+    if (srv->closing)
+        return clock_ms_until(srv->deadline);
+    return srv->bells_owed ? BELL_RETRY_MS : -1;
+}
+/* [wait-timeout] */
+
+/**
  * @brief The parent's loop: accept, reap, hear of children's deaths.
  *
  * After SIGINT/SIGTERM it runs on until every child is gone or the grace
@@ -325,17 +342,13 @@ loop(struct server *srv)
 
     while (!srv->closing || srv->online > 0) {
         /* [loop-events] */
-        int timeout = srv->bells_owed ? BELL_RETRY_MS : -1;
-        if (srv->closing) {
-            timeout = clock_ms_until(srv->deadline);
-            if (timeout == 0) {
-                log_msg("shutdown: %zu children still running after %d ms; "
-                        "killing them",
-                        srv->online, SHUTDOWN_GRACE_MS);
-                return;
-            }
+        int timeout = wait_timeout(srv);
+        if (srv->closing && timeout == 0) {
+            log_msg("shutdown: %zu children still running after %d ms; "
+                    "killing them",
+                    srv->online, SHUTDOWN_GRACE_MS);
+            return;
         }
-
         int ready = epoll_wait(srv->epfd, events, EPOLL_BATCH, timeout);
         if (ready < 0) {
             if (errno == EINTR)
@@ -359,7 +372,7 @@ loop(struct server *srv)
                 on_signal(srv);
                 continue;
             }
-            struct client *c = token;
+            struct child_slot *c = token;
             if (c->fd < 0)
                 continue; /* closed earlier in this pass */
             trace_add("; user%lu's child fd %d", c->id, c->fd);
@@ -385,7 +398,7 @@ static void
 server_close(struct server *srv)
 {
     for (size_t i = 0; i < srv->online; i++) {
-        struct client *c = &srv->clients[srv->live[i]];
+        struct child_slot *c = &srv->children[srv->live[i]];
         if (c->pid > 0) {
             kill(c->pid, SIGKILL);
             while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR)
@@ -394,7 +407,7 @@ server_close(struct server *srv)
         if (c->fd >= 0)
             close(c->fd);
     }
-    free(srv->clients);
+    free(srv->children);
     free(srv->live);
     free(srv->free_slots);
     free(srv->view.cursor);

@@ -12,15 +12,17 @@
  *   before it forks the slot's child, the child its user's messages, and
  *   the parent the leave notice after the child is reaped. Writing needs
  *   no lock: write the record, then publish it by advancing the ring's
- *   head with release ordering;
+ *   head with release ordering. A writer killed in the middle of a record
+ *   never advanced the head: nobody sees the torn record, and the next
+ *   writer writes over it;
  * - each reader keeps its own cursor per ring, in its own memory, and
  *   copies records from its cursor up to the head;
  * - every record also gets a room-wide publication number (`pub_seq`),
  *   and each reader publishes one number: every record numbered up to it
  *   has been copied (`done`). A writer whose ring is full waits until the
  *   slowest reader's number passes its oldest record, instead of
- *   overwriting what is not copied yet: its client's bytes stay in the
- *   kernel, and TCP slows the client down;
+ *   overwriting what is not copied yet: the senders' bytes stay in the
+ *   kernel, and TCP slows the senders down;
  * - a reader that does not move for #LAG_GRACE_MS while a writer waits
  *   (a stopped process) is passed over: the writer overwrites, and the
  *   reader notices (seqlock-style check of the head after the copy) and

@@ -2,21 +2,33 @@
  * @file step04_procpool/child.c
  * @brief A worker of the pool: many clients, one epoll loop, one ring.
  *
- * Inside, a worker is chapter 2's server: edge-triggered clients and
- * chapter 1's room (room.c, carried unchanged). What is new is that the
- * room is shared with the other workers, through the room's hooks:
+ * Inside, a worker is chapter 2's server: chapter 1's room (room.c,
+ * carried unchanged) with many clients, edge-triggered. The rest of the
+ * room is in the other workers, and the room's hooks reach it: what its
+ * clients say goes to its other clients directly and into this worker's
+ * ring (hook_publish()), and what the others said is copied from their
+ * rings into the room (read_rings()). Joins and leaves are the worker's
+ * to write, and ids, the online count and the user limit are room-wide
+ * (shm.h); the parent writes the leaves of a worker's users only after
+ * that worker is gone, however it died.
  *
- * - what its clients say goes to its other clients directly, and into its
- *   ring in shared memory for the other workers (hook_publish()); at the
- *   end of the pass it rings the doorbells of those that sleep
- *   (ring_bells());
- * - on every wake-up, it copies the other rings' new records to all of
- *   its clients (read_rings(), chapter 3's). The parent is not in that
- *   path: stopped or busy, it delays accepting and reaping, never a
- *   message;
- * - ids, the online count and the user limit are room-wide (shm.h);
- * - it accepts only when the parent says so ('A'), until EAGAIN, and then
- *   tells the parent it is done ('D').
+ * The worker watches its clients' sockets, its end of the socketpair to
+ * the parent, and its doorbell, a datagram socket of its own on which any
+ * writer may poke it. What crosses the last two is one byte:
+ *
+ * | byte | on          | from        | meaning                             |
+ * |------|-------------|-------------|-------------------------------------|
+ * | 'N'  | doorbell    | any writer  | "some ring has new records: look"   |
+ * | 'A'  | socketpair  | parent      | "accept every waiting connection"   |
+ * | 'D'  | socketpair  | worker      | "done accepting" (to the parent)    |
+ * | 'Q'  | socketpair  | parent      | "the server is shutting down"       |
+ *
+ * Pokes carry no data and may be merged: a child that is poked once for
+ * many messages reads them all, because the records wait in the rings. A
+ * child is poked only while it sleeps (its doorbell bit, shm.h): a writer
+ * that finds it awake leaves it alone, since it looks for news itself
+ * before it sleeps again. The parent is on no message's path: stopped,
+ * it delays nothing but accepting and reaping.
  *
  * Flow control crosses workers: while a queue here is too long, this
  * worker reads neither its clients nor the rings; the other workers'

@@ -5,7 +5,7 @@
  *
  * The parent's loop (server.c) calls in here to fork the pool
  * (spawn_worker(), from server_init()), when a worker's socketpair is
- * readable (on_worker()), to tell the workers to quit (poke_children()),
+ * readable (on_child()), to tell the workers to quit (poke_children()),
  * on SIGCHLD (reap_children()) and when the forks that failed are due
  * again (retry_forks()). A dead worker's clients are announced as left
  * (announce_leaves()) whether or not a replacement can be forked
@@ -121,29 +121,29 @@ bell_name(void)
 }
 
 /**
- * @brief Forks worker @p i, or replaces it after its death.
- * @param srv the server.
- * @param i   the worker's index: its ring, its rows of the tables.
+ * @brief Forks the worker of @p slot, or replaces it after its death.
+ * @param srv  the server.
+ * @param slot the worker's slot: its ring, its rows of the tables.
  * @return 0, or -1 if no process could be made.
  */
 /* [spawn] */
 int
-spawn_worker(struct server *srv, size_t i)
+spawn_worker(struct server *srv, size_t slot)
 {
     int sv[2];
     sigset_t all, old;
 
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-        log_errno("cannot create a socketpair for worker %zu", i);
+        log_errno("cannot create a socketpair for worker %zu", slot);
         return -1;
     }
     /* The worker reads every ring from its current end; writers wait for
      * it from now on. Its doorbell gets a new name, the new process's. */
-    shm_reader_start(srv->shm, i, &srv->view);
-    srv->shm->bell[i] = bell_name();
+    shm_reader_start(srv->shm, slot, &srv->view);
+    srv->shm->bell[slot] = bell_name();
     struct child_start cs = {.listen_fd = srv->listen_fd,
                              .parent_fd = sv[1],
-                             .slot = i,
+                             .slot = slot,
                              .limit = srv->limit,
                              .parent = getpid(),
                              .shm = srv->shm,
@@ -159,17 +159,17 @@ spawn_worker(struct server *srv, size_t i)
     sigprocmask(SIG_SETMASK, &old, NULL);
     close(sv[1]);
     if (pid < 0) {
-        log_errno("cannot fork worker %zu", i);
-        shm_reader_stop(srv->shm, i);
+        log_errno("cannot fork worker %zu", slot);
+        shm_reader_stop(srv->shm, slot);
         close(sv[0]);
         return -1;
     }
-    srv->workers[i].pid = pid;
-    srv->workers[i].fd = sv[0];
-    if (net_set_nonblock(sv[0]) < 0 ||
-        watch(srv, sv[0], EPOLLIN, &srv->workers[i]) < 0)
-        log_errno("cannot watch worker %zu's socketpair", i);
-    trace_add("; worker %zu is pid %ld", i, (long)pid);
+    struct child_slot *c = &srv->children[slot];
+    c->pid = pid;
+    c->fd = sv[0];
+    if (net_set_nonblock(c->fd) < 0 || watch(srv, c->fd, EPOLLIN, c) < 0)
+        log_errno("cannot watch worker %zu's socketpair", slot);
+    trace_add("; worker %zu is pid %ld", slot, (long)pid);
     if (srv->parked) {
         srv->parked = false; /* someone can accept again */
         rearm_listen(srv);
@@ -184,20 +184,19 @@ spawn_worker(struct server *srv, size_t i)
  * News in a ring does not come here: the workers ring each other's
  * doorbells themselves (ring_bells() in child.c).
  * @param srv the server.
- * @param i   the worker.
+ * @param c   the worker's slot.
  */
 /* [read] */
 void
-on_worker(struct server *srv, size_t i)
+on_child(struct server *srv, struct child_slot *c)
 {
-    struct worker_slot *wk = &srv->workers[i];
     char buf[256];
 
     for (;;) {
-        ssize_t n = recv(wk->fd, buf, sizeof buf, 0);
+        ssize_t n = recv(c->fd, buf, sizeof buf, 0);
         if (n > 0) {
             for (ssize_t k = 0; k < n; k++) {
-                if (buf[k] == 'D' && srv->accepting == (int)i) {
+                if (buf[k] == 'D' && srv->accepting == c) {
                     trace_add(" done accepting");
                     rearm_listen(srv);
                 }
@@ -209,9 +208,9 @@ on_worker(struct server *srv, size_t i)
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return;
         trace_add(" closed");
-        close(wk->fd); /* also leaves the epoll set */
-        wk->fd = -1;
-        if (srv->accepting == (int)i)
+        close(c->fd); /* also leaves the epoll set */
+        c->fd = -1;
+        if (srv->accepting == c)
             rearm_listen(srv);
         return;
     }
@@ -230,9 +229,9 @@ void
 poke_children(struct server *srv, char cmd)
 {
     for (size_t i = 0; i < srv->nworkers; i++) {
-        struct worker_slot *wk = &srv->workers[i];
-        if (wk->fd >= 0 &&
-            send(wk->fd, &cmd, 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
+        struct child_slot *c = &srv->children[i];
+        if (c->fd >= 0 &&
+            send(c->fd, &cmd, 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
             errno != EAGAIN && errno != EWOULDBLOCK && cmd == 'Q')
             log_errno("cannot tell worker %zu to quit", i);
     }
@@ -305,7 +304,7 @@ announce_leaves(struct server *srv, size_t i)
 static void
 replace_worker(struct server *srv, size_t i)
 {
-    struct worker_slot *wk = &srv->workers[i];
+    struct child_slot *c = &srv->children[i];
     char why[256];
 
     announce_leaves(srv, i);
@@ -318,17 +317,17 @@ replace_worker(struct server *srv, size_t i)
          * what log_caught() says when nothing was kept). */
         if (strcmp(why, "no reason given") != 0)
             log_msg("%s", why);
-        if (wk->fork_failures > 0)
+        if (c->fork_failures > 0)
             log_msg("worker %zu replaced after %u failed tries", i,
-                    wk->fork_failures);
-        wk->fork_failures = 0;
+                    c->fork_failures);
+        c->fork_failures = 0;
         return;
     }
-    if (wk->fork_failures++ == 0)
+    if (c->fork_failures++ == 0)
         log_msg("cannot replace worker %zu: %s; trying again every %d ms", i,
                 why, RESPAWN_RETRY_MS);
     else
-        trace_add("; worker %zu: try %u failed", i, wk->fork_failures);
+        trace_add("; worker %zu: try %u failed", i, c->fork_failures);
     srv->respawn_at = clock_ms() + RESPAWN_RETRY_MS;
 }
 /* [replace] */
@@ -350,7 +349,7 @@ retry_forks(struct server *srv)
     srv->respawn_at = 0;
     trace_begin("retrying forks");
     for (size_t i = 0; i < srv->nworkers; i++)
-        if (srv->workers[i].pid == 0 && srv->workers[i].fork_failures > 0)
+        if (srv->children[i].pid == 0 && srv->children[i].fork_failures > 0)
             replace_worker(srv, i);
     if (srv->news) { /* leaves that had to wait for room */
         srv->news = false;
@@ -382,18 +381,18 @@ reap_children(struct server *srv)
 
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         size_t i = 0;
-        while (i < srv->nworkers && srv->workers[i].pid != pid)
+        while (i < srv->nworkers && srv->children[i].pid != pid)
             i++;
         if (i == srv->nworkers)
             continue;
-        struct worker_slot *wk = &srv->workers[i];
-        if (wk->fd >= 0) {
-            close(wk->fd);
-            wk->fd = -1;
+        struct child_slot *c = &srv->children[i];
+        if (c->fd >= 0) {
+            close(c->fd);
+            c->fd = -1;
         }
-        if (srv->accepting == (int)i)
+        if (srv->accepting == c)
             rearm_listen(srv);
-        wk->pid = 0;
+        c->pid = 0;
         shm_reader_stop(srv->shm, i);
         trace_add("; worker %zu (pid %ld) %s %d", i, (long)pid,
                   WIFSIGNALED(status) ? "killed by signal" : "exited",

@@ -15,7 +15,7 @@
 
 /* [types] */
 /** One worker process of the pool. */
-struct worker_slot {
+struct child_slot {
     pid_t pid; /**< its pid, 0 while it is being replaced */
     int fd; /**< parent's end of the socketpair, -1 once closed */
     unsigned fork_failures; /**< failed tries to replace it, in a row; while
@@ -29,9 +29,9 @@ struct server {
     int sig_fd; /**< read end of the signal pipe */
     size_t limit; /**< most users at once, room-wide */
     size_t nworkers; /**< the pool's size (`-w`) */
-    struct worker_slot *workers; /**< #nworkers slots */
+    struct child_slot *children; /**< #nworkers slots */
     size_t next; /**< round-robin: the next worker to accept */
-    int accepting; /**< the worker told to accept, or -1 */
+    struct child_slot *accepting; /**< the worker told to accept, or NULL */
     long long accept_deadline; /**< when to stop waiting for it */
     bool parked; /**< listening socket left disarmed: no worker to accept */
     long long respawn_at; /**< when to retry the failed forks, 0 for none */
@@ -53,8 +53,8 @@ struct server {
 /** @cond */
 int watch(struct server *srv, int fd, uint32_t events, void *token);
 void rearm_listen(struct server *srv);
-int spawn_worker(struct server *srv, size_t i);
-void on_worker(struct server *srv, size_t i);
+int spawn_worker(struct server *srv, size_t slot);
+void on_child(struct server *srv, struct child_slot *c);
 void poke_children(struct server *srv, char cmd);
 int retry_forks(struct server *srv);
 void reap_children(struct server *srv);

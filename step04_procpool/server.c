@@ -22,17 +22,18 @@
  *   says it is done, instead of edge-triggered and one accept per edge;
  * - the notification pipe is read until EAGAIN and its bytes are commands,
  *   so notices that arrive together are all seen;
- * - a worker closes the other workers' socketpair ends and dies with the
- *   parent (PR_SET_PDEATHSIG);
- * - workers wake each other through chapter 3's doorbells (a datagram
- *   to a worker that sleeps), not through the parent: a stopped parent
- *   delays accepting and reaping, not messages;
+ * - children never outlive the parent (PR_SET_PDEATHSIG), close every
+ *   descriptor that is not theirs, and runtime errors are handled, never
+ *   asserted; the signal handler writes one unsigned char, the signal
+ *   number, on any machine;
+ * - notifications are batched, and go from child to child: a writer
+ *   pokes only the children that sleep (their doorbells in shared
+ *   memory), once per loop pass however many messages, and the parent is
+ *   on no message's path;
  * - a worker that dies is replaced (unless it could not even start); the
  *   parent announces its clients as left as soon as it has reaped it,
  *   whether or not a replacement can be forked, and a fork that fails
  *   (out of processes) is tried again on a short timer;
- * - no assert: every runtime failure is handled, and the handler writes
- *   one unsigned char, the signal number, on any machine;
  * - one room across the whole pool, with room-wide ids and user limit.
  */
 #include "args.h"
@@ -54,10 +55,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 /* [constants] */
@@ -76,7 +75,7 @@
  * [0]. A global because a signal handler can reach nothing else. */
 static int sig_pipefd[2];
 
-/** epoll tokens of the two descriptors that are not workers; a worker's
+/** epoll tokens of the two descriptors that are not children; a child's
  * token is its slot. */
 static char token_listen;
 /** See #token_listen. */
@@ -87,8 +86,8 @@ static char token_signal;
  * @brief Adds a descriptor to the epoll set.
  * @param srv    the server.
  * @param fd     the descriptor.
- * @param events EPOLLIN, EPOLLONESHOT...
- * @param token  what epoll hands back: a worker's slot, or a token_ marker.
+ * @param events EPOLLIN, EPOLLET...
+ * @param token  what epoll hands back: a slot, or a token_ marker.
  * @return 0, or -1 with errno set.
  */
 /* [watch] */
@@ -113,7 +112,7 @@ rearm_listen(struct server *srv)
     struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT,
                              .data.ptr = &token_listen};
 
-    srv->accepting = -1;
+    srv->accepting = NULL;
     if (srv->listen_fd >= 0 &&
         epoll_ctl(srv->epfd, EPOLL_CTL_MOD, srv->listen_fd, &ev) < 0)
         log_errno("cannot re-arm the listening socket");
@@ -136,12 +135,12 @@ server_init(struct server *srv, int listen_fd, size_t limit, size_t nworkers)
     srv->sig_fd = sig_pipefd[0];
     srv->limit = limit;
     srv->nworkers = nworkers;
-    srv->accepting = -1;
-    srv->workers = calloc(nworkers, sizeof *srv->workers);
+    srv->accepting = NULL;
+    srv->children = calloc(nworkers, sizeof *srv->children);
     srv->view.cursor = calloc(nworkers, sizeof *srv->view.cursor);
     srv->view.group_seen =
         calloc(nworkers / SHM_GROUP + 1, sizeof *srv->view.group_seen);
-    if (srv->workers == NULL || srv->view.cursor == NULL ||
+    if (srv->children == NULL || srv->view.cursor == NULL ||
         srv->view.group_seen == NULL)
         die_errno("cannot allocate a pool of %zu workers", nworkers);
     srv->started = clock_ms();
@@ -176,7 +175,7 @@ server_init(struct server *srv, int listen_fd, size_t limit, size_t nworkers)
         die_errno("cannot watch the listening socket and the signal pipe");
 
     for (size_t i = 0; i < nworkers; i++)
-        srv->workers[i].fd = -1; /* before any fork: see child_setup() */
+        srv->children[i].fd = -1; /* before any fork: see child_setup() */
     log_catch(true); /* why a worker cannot start: the cause, one line */
     for (size_t i = 0; i < nworkers; i++)
         if (spawn_worker(srv, i) < 0)
@@ -194,7 +193,7 @@ static bool
 any_worker(const struct server *srv)
 {
     for (size_t i = 0; i < srv->nworkers; i++)
-        if (srv->workers[i].fd >= 0)
+        if (srv->children[i].fd >= 0)
             return true;
     return false;
 }
@@ -214,12 +213,12 @@ on_accept(struct server *srv)
     for (size_t tries = 0; tries < srv->nworkers; tries++) {
         size_t i = srv->next;
         srv->next = (srv->next + 1) % srv->nworkers;
-        struct worker_slot *wk = &srv->workers[i];
-        if (wk->fd < 0)
+        struct child_slot *c = &srv->children[i];
+        if (c->fd < 0)
             continue; /* dead, not yet replaced */
-        if (send(wk->fd, "A", 1, MSG_DONTWAIT | MSG_NOSIGNAL) == 1) {
+        if (send(c->fd, "A", 1, MSG_DONTWAIT | MSG_NOSIGNAL) == 1) {
             trace_add(": worker %zu accepts", i);
-            srv->accepting = (int)i;
+            srv->accepting = c;
             srv->accept_deadline = clock_ms() + ACCEPT_TIMEOUT_MS;
             return;
         }
@@ -229,7 +228,7 @@ on_accept(struct server *srv)
          * again at once, and again: a spin until a worker is forked.
          * spawn_worker() re-arms it. */
         trace_add(": no worker, accepting paused");
-        srv->accepting = -1;
+        srv->accepting = NULL;
         srv->parked = true;
         return;
     }
@@ -322,7 +321,8 @@ report_status(struct server *srv)
     for (size_t i = 0; i < srv->nworkers; i++)
         log_msg("status: worker %zu pid %ld: %zu clients, %lu messages "
                 "relayed",
-                i, (long)srv->workers[i].pid, atomic_load(&srv->shm->online[i]),
+                i, (long)srv->children[i].pid,
+                atomic_load(&srv->shm->online[i]),
                 atomic_load(&srv->shm->sent[i]));
 }
 /* [status] */
@@ -395,22 +395,8 @@ workers_alive(const struct server *srv)
     size_t n = 0;
 
     for (size_t i = 0; i < srv->nworkers; i++)
-        n += srv->workers[i].pid > 0;
+        n += srv->children[i].pid > 0;
     return n;
-}
-
-/**
- * @brief Of two epoll timeouts, the one that comes first.
- * @param a milliseconds, or -1 for none.
- * @param b milliseconds, or -1 for none.
- * @return the smaller, -1 only if both are -1.
- */
-static int
-earlier(int a, int b)
-{
-    if (a < 0)
-        return b;
-    return b >= 0 && b < a ? b : a;
 }
 
 /**
@@ -432,18 +418,19 @@ wait_timeout(struct server *srv)
     if (srv->closing)
         return clock_ms_until(srv->deadline);
     int timeout = -1;
-    if (srv->accepting >= 0) {
+    if (srv->accepting != NULL) {
         timeout = clock_ms_until(srv->accept_deadline);
         if (timeout == 0) {
-            log_msg("worker %d did not finish accepting in %d ms",
-                    srv->accepting, ACCEPT_TIMEOUT_MS);
+            log_msg("worker %zu did not finish accepting in %d ms",
+                    (size_t)(srv->accepting - srv->children),
+                    ACCEPT_TIMEOUT_MS);
             rearm_listen(srv);
             timeout = -1;
         }
     }
     if (srv->bells_owed)
-        timeout = earlier(timeout, BELL_RETRY_MS);
-    return earlier(timeout, retry_forks(srv));
+        timeout = clock_earlier(timeout, BELL_RETRY_MS);
+    return clock_earlier(timeout, retry_forks(srv));
 }
 /* [wait-timeout] */
 
@@ -463,7 +450,7 @@ loop(struct server *srv)
         /* [loop-events] */
         int timeout = wait_timeout(srv);
         if (srv->closing && timeout == 0) {
-            log_msg("shutdown: %zu workers still running after %d ms; "
+            log_msg("shutdown: %zu children still running after %d ms; "
                     "killing them",
                     workers_alive(srv), SHUTDOWN_GRACE_MS);
             return;
@@ -491,11 +478,11 @@ loop(struct server *srv)
                 on_signal(srv);
                 continue;
             }
-            struct worker_slot *wk = token;
-            if (wk->fd < 0)
+            struct child_slot *c = token;
+            if (c->fd < 0)
                 continue; /* closed earlier in this pass */
-            trace_add("; worker %zu", (size_t)(wk - srv->workers));
-            on_worker(srv, (size_t)(wk - srv->workers));
+            trace_add("; worker %zu", (size_t)(c - srv->children));
+            on_child(srv, c);
         }
         if ((srv->news || srv->bells_owed) && !srv->closing) {
             srv->news = false; /* leaves of a dead worker */
@@ -517,16 +504,16 @@ static void
 server_close(struct server *srv)
 {
     for (size_t i = 0; i < srv->nworkers; i++) {
-        struct worker_slot *wk = &srv->workers[i];
-        if (wk->pid > 0) {
-            kill(wk->pid, SIGKILL);
-            while (waitpid(wk->pid, NULL, 0) < 0 && errno == EINTR)
+        struct child_slot *c = &srv->children[i];
+        if (c->pid > 0) {
+            kill(c->pid, SIGKILL);
+            while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR)
                 ;
         }
-        if (wk->fd >= 0)
-            close(wk->fd);
+        if (c->fd >= 0)
+            close(c->fd);
     }
-    free(srv->workers);
+    free(srv->children);
     free(srv->view.cursor);
     free(srv->view.group_seen);
     close(srv->bell_fd);

@@ -10,7 +10,7 @@
  * - one writer per ring at any time: the worker; after it is reaped, the
  *   parent (the leaves of its users); then its replacement. Writing needs
  *   no lock: write the record, then publish it by advancing the ring's
- *   head with release ordering. A worker killed in the middle of a record
+ *   head with release ordering. A writer killed in the middle of a record
  *   never advanced the head: nobody sees the torn record, and the next
  *   writer writes over it;
  * - each reader keeps its own cursor per ring, in its own memory, and
@@ -19,8 +19,8 @@
  *   and each reader publishes one number: every record numbered up to it
  *   has been copied (`done`). A writer whose ring is full waits until the
  *   slowest reader's number passes its oldest record, instead of
- *   overwriting what is not copied yet: its clients' bytes stay in the
- *   kernel, and TCP slows the clients down;
+ *   overwriting what is not copied yet: the senders' bytes stay in the
+ *   kernel, and TCP slows the senders down;
  * - a reader that does not move for #LAG_GRACE_MS while a writer waits
  *   (a stopped process) is passed over: the writer overwrites, and the
  *   reader notices (seqlock-style check of the head after the copy) and
