@@ -9,8 +9,9 @@
  * ring (hook_publish()), and what the others said is copied from their
  * rings into the room (read_rings()). Joins and leaves are the worker's
  * to write, and ids, the online count and the user limit are room-wide
- * (shm.h); the parent writes the leaves of a worker's users only after
- * that worker is gone, however it died.
+ * (shm.h); the leaves of a dead worker's users are written after it is
+ * gone, however it died: by the parent, and what did not fit in the ring
+ * by the replacement (announce_predecessor()).
  *
  * The worker watches its clients' sockets, its end of the socketpair to
  * the parent, and its doorbell, a datagram socket of its own on which any
