@@ -219,7 +219,7 @@ read_rings(struct child *ch)
         size_t end = (g + 1) * SHM_GROUP < high ? (g + 1) * SHM_GROUP : high;
         bool group_all = true;
         for (size_t i = g * SHM_GROUP; i < end; i++)
-            if (i != ch->cs->slot) /* our own clients heard it directly */
+            if (i != ch->cs->slot) /* the own ring holds what this room said */
                 group_all &= read_ring(ch, i, &low);
         if (group_all)
             ch->view.group_seen[g] = count;
