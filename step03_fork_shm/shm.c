@@ -54,6 +54,83 @@ shm_open_unique(char name[64])
     return fd;
 }
 
+/* [ring-layout] */
+/** Bytes of one slot in the rings' area: its ring and its records. */
+#define SLOT_BYTES (sizeof(struct ring) + RING_SLOTS * sizeof(struct record))
+
+/**
+ * @brief Where group @p g begins in the rings' area.
+ *
+ * Groups are laid end to end, each as wide as it has slots: the pages of
+ * a group lie together, and are reserved together (shm_slot_reserve()).
+ * @param shm the region.
+ * @param g   the group.
+ * @return its first byte: its rings, then their records.
+ */
+static char *
+group_area(const struct shm_room *shm, size_t g)
+{
+    return shm->rings + g * SHM_GROUP * SLOT_BYTES;
+}
+
+/**
+ * @brief Slots in group @p g: #SHM_GROUP, fewer in the last one.
+ * @param shm the region.
+ * @param g   the group.
+ * @return its width.
+ */
+static size_t
+group_width(const struct shm_room *shm, size_t g)
+{
+    size_t left = shm->nrings - g * SHM_GROUP;
+
+    return left < SHM_GROUP ? left : SHM_GROUP;
+}
+
+/**
+ * @brief The writer's side of ring @p ring: its lost mark and numbers.
+ * @param shm  the region.
+ * @param ring the ring.
+ * @return its `struct ring`, at the front of its group.
+ */
+static struct ring *
+shm_ring(const struct shm_room *shm, size_t ring)
+{
+    return (struct ring *)group_area(shm, ring / SHM_GROUP) + ring % SHM_GROUP;
+}
+
+/**
+ * @brief Where record @p seq of ring @p ring lives.
+ *
+ * Record 0 of every ring of a group lies side by side, four to a page;
+ * records 1 to #RING_SLOTS - 1 of each ring follow, ring after ring. A new
+ * slot's first record is its user's join, which every other child copies,
+ * and in a room that fills up often the only record its ring ever holds.
+ * With every ring's records in one piece, 267 KiB apart, each child
+ * touched one page (and its share of a page table) per user that joined
+ * after it: N x N / 2 page faults for a room of N (docs/performance.md,
+ * "Joins a page apart"). Side by side, one fault maps the joins of some
+ * sixty rings. A ring's other records stay in one piece, so a busy
+ * sender's lines still lie page after page.
+ * @param shm  the region.
+ * @param ring the ring.
+ * @param seq  the record's sequence number.
+ * @return its place; whether it is still there is the caller's to check.
+ */
+static struct record *
+shm_record(const struct shm_room *shm, size_t ring, uint64_t seq)
+{
+    size_t g = ring / SHM_GROUP, width = group_width(shm, g);
+    struct record *first =
+        (struct record *)((struct ring *)group_area(shm, g) + width);
+    size_t i = ring % SHM_GROUP, s = (size_t)(seq % RING_SLOTS);
+
+    if (s == 0)
+        return &first[i];
+    return &first[width + i * (RING_SLOTS - 1) + s - 1];
+}
+/* [ring-layout] */
+
 /* [shm-create] */
 struct shm_room *
 shm_room_create(size_t nrings, char name[64])
@@ -61,8 +138,10 @@ shm_room_create(size_t nrings, char name[64])
     size_t ngroups = nrings / SHM_GROUP + 1;
     size_t dense = (3 * nrings + 2 * ngroups) * sizeof(uint64_t);
     size_t meta = page_round(sizeof(struct shm_room) + dense);
-    size_t upfront = nrings < SHM_UPFRONT_SLOTS ? nrings : SHM_UPFRONT_SLOTS;
-    size_t size = meta + nrings * sizeof(struct ring);
+    /* Whole groups: the records of a group's rings are interleaved. */
+    size_t upfront_groups = (SHM_UPFRONT_SLOTS + SHM_GROUP - 1) / SHM_GROUP;
+    size_t upfront = upfront_groups * SHM_GROUP;
+    size_t size = meta + nrings * SLOT_BYTES;
     int fd = shm_open_unique(name);
 
     if (fd < 0)
@@ -79,8 +158,9 @@ shm_room_create(size_t nrings, char name[64])
     void *p = MAP_FAILED;
     int saved = ftruncate(fd, (off_t)size) < 0 ? errno : 0;
     if (saved == 0) /* posix_fallocate() returns the error number */
-        saved = posix_fallocate(fd, 0,
-                                (off_t)(meta + upfront * sizeof(struct ring)));
+        saved = posix_fallocate(
+            fd, 0,
+            (off_t)(meta + (upfront < nrings ? upfront : nrings) * SLOT_BYTES));
     if (saved == 0) {
         p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         saved = errno;
@@ -97,12 +177,13 @@ shm_room_create(size_t nrings, char name[64])
     struct shm_room *room = p; /* a new object reads as zeros */
     room->nrings = nrings;
     room->fd = fd;
+    room->reserved = upfront_groups;
     room->head = (_Atomic uint64_t *)(room + 1);
     room->group = room->head + nrings;
     room->done = room->group + ngroups;
     room->asleep = room->done + nrings;
     room->bell = (uint64_t *)(room->asleep + ngroups);
-    room->rings = (struct ring *)((char *)p + meta);
+    room->rings = (char *)p + meta;
     for (size_t i = 0; i < nrings; i++)
         atomic_store_explicit(&room->done[i], SHM_NOT_READING,
                               memory_order_relaxed);
@@ -113,10 +194,19 @@ shm_room_create(size_t nrings, char name[64])
 int
 shm_slot_reserve(struct shm_room *shm, size_t slot)
 {
-    if (slot < SHM_UPFRONT_SLOTS)
-        return 0; /* reserved at start */
-    off_t at = (off_t)((char *)&shm->rings[slot] - (char *)shm);
-    return posix_fallocate(shm->fd, at, (off_t)sizeof(struct ring));
+    /* A slot's records are spread over its group's pages: the group is
+     * reserved whole, when the first of its slots is used (and every
+     * group before it, should slots come out of order). */
+    while (shm->reserved * SHM_GROUP <= slot) {
+        size_t g = shm->reserved;
+        off_t at = (off_t)(group_area(shm, g) - (char *)shm);
+        int err = posix_fallocate(shm->fd, at,
+                                  (off_t)(group_width(shm, g) * SLOT_BYTES));
+        if (err != 0)
+            return err;
+        shm->reserved++;
+    }
+    return 0;
 }
 
 /* [readers] */
@@ -164,7 +254,7 @@ static uint64_t
 slowest_reader(struct shm_room *shm, size_t ring)
 {
     size_t high = atomic_load_explicit(&shm->high, memory_order_acquire);
-    uint64_t lost = shm->rings[ring].lost;
+    uint64_t lost = shm_ring(shm, ring)->lost;
     uint64_t low = atomic_load(&shm->pub_seq);
 
     for (size_t q = 0; q < high; q++) {
@@ -225,7 +315,7 @@ free_records(size_t unread)
 size_t
 ring_room(struct shm_room *shm, size_t ring, uint64_t *floor)
 {
-    const struct ring *r = &shm->rings[ring];
+    const struct ring *r = shm_ring(shm, ring);
     uint64_t head =
         atomic_load_explicit(&shm->head[ring], memory_order_relaxed);
     size_t room = free_records(ring_unread(r, head, *floor));
@@ -247,9 +337,9 @@ ring_room(struct shm_room *shm, size_t ring, uint64_t *floor)
 void
 ring_put(struct shm_room *shm, size_t ring, const char *line, size_t len)
 {
-    struct ring *r = &shm->rings[ring];
+    struct ring *r = shm_ring(shm, ring);
     uint64_t seq = atomic_load_explicit(&shm->head[ring], memory_order_relaxed);
-    struct record *rec = &r->rec[seq % RING_SLOTS];
+    struct record *rec = shm_record(shm, ring, seq);
 
     if (seq >= RING_SLOTS)
         r->lost = atomic_load_explicit(&r->pub[seq % RING_SLOTS],
@@ -277,7 +367,7 @@ ring_put(struct shm_room *shm, size_t ring, const char *line, size_t len)
 long
 ring_get(struct shm_room *shm, size_t ring, uint64_t seq, char *out)
 {
-    const struct record *rec = &shm->rings[ring].rec[seq % RING_SLOTS];
+    const struct record *rec = shm_record(shm, ring, seq);
     uint32_t len = rec->len;
 
     if (len > RECORD_MAX)
@@ -297,8 +387,8 @@ ring_get(struct shm_room *shm, size_t ring, uint64_t seq, char *out)
 uint64_t
 ring_pub(struct shm_room *shm, size_t ring, uint64_t seq)
 {
-    uint64_t pub = atomic_load_explicit(&shm->rings[ring].pub[seq % RING_SLOTS],
-                                        memory_order_relaxed);
+    uint64_t pub = atomic_load_explicit(
+        &shm_ring(shm, ring)->pub[seq % RING_SLOTS], memory_order_relaxed);
 
     /* As in ring_get(): lapped meanwhile, the number may be a later
      * record's, larger than the truth. */

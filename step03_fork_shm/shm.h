@@ -51,11 +51,11 @@
  * anything may write them, so that a full /dev/shm is an error with a
  * message, never a SIGBUS later: the dense arrays and the rings of the
  * first #SHM_UPFRONT_SLOTS slots at start (a server that cannot have
- * them does not start), the ring of any later slot when that slot is
- * first used (a connection that cannot have it is refused, with a
- * warning, and the room goes on). Every record holds the whole line as
- * sent to clients ("user3: hi\n"), so it names its true sender even
- * after the slot has changed hands.
+ * them does not start), the rings of any later group of #SHM_GROUP slots
+ * when one of its slots is first used (a connection that cannot have
+ * them is refused, with a warning, and the room goes on). Every record holds
+ * the whole line as sent to clients ("user3: hi\n"), so it names its true
+ * sender even after the slot has changed hands.
  */
 #ifndef STEP03_SHM_H
 #define STEP03_SHM_H
@@ -91,7 +91,8 @@ struct record {
     char line[RECORD_MAX]; /**< the line as clients receive it */
 };
 
-/** The records of one slot: touched only once the slot is used. */
+/** The writer's side of one slot's ring; its records follow those of
+ * its group's rings (shm_record()). */
 struct ring {
     /** Publication number of the newest record overwritten: a reader
      * whose `done` is below it has been passed over. Writer's side. */
@@ -100,7 +101,6 @@ struct ring {
      * just after the record is published: a reader may still see the
      * previous lap's (smaller) number, which only makes it claim less. */
     _Atomic uint64_t pub[RING_SLOTS];
-    struct record rec[RING_SLOTS]; /**< record s lives at rec[s % RING_SLOTS] */
 };
 
 /** The shared region: counters, the dense arrays, then the rings. */
@@ -119,6 +119,7 @@ struct shm_room {
     _Atomic size_t high;
     size_t nrings; /**< slots (the limit) */
     int fd; /**< the parent's descriptor, for shm_slot_reserve() */
+    size_t reserved; /**< groups whose pages are reserved (the parent's) */
     /** [slot]: sequence number of the ring's next record; records
      * [head - RING_SLOTS, head) are readable. Only ever grows. */
     _Atomic uint64_t *head;
@@ -126,7 +127,10 @@ struct shm_room {
     _Atomic uint64_t *done; /**< [reader]: copied all up to this pub */
     _Atomic uint64_t *asleep; /**< bit per slot: the child sleeps */
     uint64_t *bell; /**< [slot]: random name of the child's doorbell */
-    struct ring *rings; /**< [slot], page-aligned, reserved sparsely */
+    /** Page-aligned, reserved a group at a time: for each group of
+     * #SHM_GROUP slots, their `struct ring`s, the first record of each
+     * ring side by side, then the other records, ring after ring. */
+    char *rings;
 };
 /* [shm-types] */
 
@@ -162,7 +166,9 @@ struct shm_room *shm_room_create(size_t nrings, char name[64]);
  * the tmpfs cannot supply would be a SIGBUS in whichever process first
  * writes it. The parent calls this before a slot's first use, and does
  * without the slot if it fails (chapter 3 refuses the connection, chapter
- * 4 does not start).
+ * 4 does not start). A slot's records are spread over the pages of its
+ * group of #SHM_GROUP rings, so the first slot used in a group reserves
+ * the whole group, and the others find it done.
  * @param shm  the region.
  * @param slot the slot about to be used for the first time.
  * @return 0, or an error number (ENOSPC...).

@@ -94,7 +94,8 @@ struct record {
     char line[RECORD_MAX]; /**< the line as clients receive it */
 };
 
-/** The records of one slot: touched only once the slot is used. */
+/** The writer's side of one slot's ring; its records follow those of
+ * its group's rings (shm_record()). */
 struct ring {
     /** Publication number of the newest record overwritten: a reader
      * whose `done` is below it has been passed over. Writer's side. */
@@ -103,7 +104,6 @@ struct ring {
      * just after the record is published: a reader may still see the
      * previous lap's (smaller) number, which only makes it claim less. */
     _Atomic uint64_t pub[RING_SLOTS];
-    struct record rec[RING_SLOTS]; /**< record s lives at rec[s % RING_SLOTS] */
 };
 
 /** The shared region: counters, the dense arrays and the books, then the
@@ -126,6 +126,7 @@ struct shm_room {
     size_t nrings; /**< slots: one per worker */
     size_t users_cap; /**< entries per worker in the users table */
     int fd; /**< the parent's descriptor, for shm_slot_reserve() */
+    size_t reserved; /**< groups whose pages are reserved (the parent's) */
     /** [slot]: sequence number of the ring's next record; records
      * [head - RING_SLOTS, head) are readable. Only ever grows. */
     _Atomic uint64_t *head;
@@ -139,7 +140,10 @@ struct shm_room {
      * large limit costs pages only as users come. */
     _Atomic size_t *top;
     _Atomic unsigned long *sent; /**< [worker]: messages its clients sent */
-    struct ring *rings; /**< [slot], page-aligned, reserved sparsely */
+    /** Page-aligned, reserved a group at a time: for each group of
+     * #SHM_GROUP slots, their `struct ring`s, the first record of each
+     * ring side by side, then the other records, ring after ring. */
+    char *rings;
 };
 /* [shm-types] */
 
@@ -198,7 +202,9 @@ size_t shm_online(struct shm_room *shm);
  * the tmpfs cannot supply would be a SIGBUS in whichever process first
  * writes it. The parent calls this before a slot's first use, and does
  * without the slot if it fails (chapter 3 refuses the connection, chapter
- * 4 does not start).
+ * 4 does not start). A slot's records are spread over the pages of its
+ * group of #SHM_GROUP rings, so the first slot used in a group reserves
+ * the whole group, and the others find it done.
  * @param shm  the region.
  * @param slot the slot about to be used for the first time.
  * @return 0, or an error number (ENOSPC...).
