@@ -119,6 +119,13 @@ read_ring(struct child *ch, size_t ring, uint64_t *low)
         atomic_load_explicit(&shm->head[ring], memory_order_acquire);
     char line[RECORD_MAX];
 
+    /* A slot that changed hands may have started its user on a new lap
+     * (ring_restart()): nothing below its base is for us. A base above
+     * the head just read is a restart after that read: next time. */
+    uint64_t base =
+        atomic_load_explicit(&shm->base[ring], memory_order_relaxed);
+    if (at < base && base <= head)
+        at = base;
     /* A reader that stopped copying, its queue too long, learns here
      * that the writer has passed it over. */
     if (head - at > RING_SLOTS) {
@@ -640,7 +647,9 @@ child_loop(struct child *ch)
         int ready = child_wait(ch, events, EPOLL_BATCH);
         child_pass(ch, events, ready);
     }
-    /* The parent reaps us and announces the leave. */
+    /* The parent reaps us and announces the leave. We read no more: no
+     * writer need wait for us meanwhile (ring_room(), ring_restart()). */
+    shm_reader_stop(ch->cs->shm, ch->cs->slot);
     child_exit(ch->room.stats.slow > 0 ? CHILD_EXIT_SLOW : 0);
 }
 /* [child-loop] */

@@ -75,6 +75,7 @@ join_slot(struct server *srv, size_t slot, unsigned long id)
     /* The child reads every ring from its current end, and writers wait
      * for it from now on. */
     shm_reader_start(srv->shm, slot, &srv->view);
+    ring_restart(srv->shm, slot); /* the join at record 0, if it can */
     ring_put(srv->shm, slot, line, proto_joined(line, id));
     srv->news = true;
 }
@@ -142,7 +143,11 @@ bell_name(void)
  *        used.
  *
  * Freed slots are reused first, so the slots ever used -- and the pages
- * behind them -- grow only with the largest room there has been. A slot
+ * behind them -- grow only with the largest room there has been; the one
+ * freed longest ago first, since every child has most likely copied its
+ * last user's leave by now, and the new user can start a new lap of the
+ * ring (ring_restart() in join_slot()): its join then lies beside the
+ * other rings' and costs the room few page faults. A slot
  * used for the first time gets its ring reserved now (shm_slot_reserve()):
  * if /dev/shm cannot supply it, the newcomer is refused, and nobody dies
  * of SIGBUS later. The slot's doorbell gets a new name, the new child's.
@@ -154,7 +159,7 @@ static int
 take_slot(struct server *srv, size_t *slot)
 {
     if (srv->nfree > 0) {
-        *slot = srv->free_slots[srv->nfree - 1];
+        *slot = srv->free_slots[srv->free_first];
     } else {
         *slot = srv->used;
         int err = shm_slot_reserve(srv->shm, *slot);
@@ -223,10 +228,12 @@ client_add(struct server *srv, int fd)
     }
     close(fd); /* the child serves it; our copy would keep it open */
 
-    if (slot == srv->used)
+    if (slot == srv->used) {
         srv->used++;
-    else
+    } else { /* take it off the queue */
+        srv->free_first = (srv->free_first + 1) % srv->limit;
         srv->nfree--;
+    }
     *c = (struct child_slot){
         .pid = pid, .fd = sv[0], .id = srv->next_id, .live = srv->online};
     srv->live[srv->online++] = slot;
@@ -334,7 +341,7 @@ reap_children(struct server *srv)
         /* Swap-remove: the last user online takes the leaver's place. */
         srv->live[k] = srv->live[--srv->online];
         srv->children[srv->live[k]].live = k;
-        srv->free_slots[srv->nfree++] = slot;
+        srv->free_slots[(srv->free_first + srv->nfree++) % srv->limit] = slot;
     }
     if (pid < 0 && errno != ECHILD)
         log_errno("waitpid");

@@ -34,7 +34,11 @@ struct server {
     struct child_slot *children; /**< #limit slots, touched only once used */
     size_t *live; /**< slots of the users online, dense: walks visit these */
     size_t used; /**< slots ever handed out: [0, used) */
-    size_t *free_slots; /**< stack of freed slots, all below #used */
+    /** Freed slots, all below #used, oldest first: a queue of #limit
+     * entries, from #free_first on (the longest free has its ring read by
+     * everyone, and its next user starts a new lap: ring_restart()). */
+    size_t *free_slots;
+    size_t free_first; /**< the oldest entry of #free_slots */
     size_t nfree; /**< entries on #free_slots */
     struct shm_room *shm; /**< the shared rings, one per slot */
     char shm_name[64]; /**< its (already unlinked) name */

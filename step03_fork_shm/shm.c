@@ -102,10 +102,12 @@ shm_ring(const struct shm_room *shm, size_t ring)
 /**
  * @brief Where record @p seq of ring @p ring lives.
  *
- * Record 0 of every ring of a group lies side by side, four to a page;
- * records 1 to #RING_SLOTS - 1 of each ring follow, ring after ring. A new
- * slot's first record is its user's join, which every other child copies,
- * and in a room that fills up often the only record its ring ever holds.
+ * Record 0 of every ring of a group lies side by side, four to a page,
+ * then record 1 of each (#RING_SIDE); the other records of each ring
+ * follow, ring after ring. A user's first record is its join, which every
+ * other child copies, at record 0 (ring_restart()), and a user who never
+ * speaks has its leave at record 1: in a room that fills up often the
+ * only records its ring ever holds.
  * With every ring's records in one piece, 267 KiB apart, each child
  * touched one page (and its share of a page table) per user that joined
  * after it: N x N / 2 page faults for a room of N (docs/performance.md,
@@ -125,9 +127,10 @@ shm_record(const struct shm_room *shm, size_t ring, uint64_t seq)
         (struct record *)((struct ring *)group_area(shm, g) + width);
     size_t i = ring % SHM_GROUP, s = (size_t)(seq % RING_SLOTS);
 
-    if (s == 0)
-        return &first[i];
-    return &first[width + i * (RING_SLOTS - 1) + s - 1];
+    if (s < RING_SIDE)
+        return &first[s * width + i];
+    return &first[RING_SIDE * width + i * (RING_SLOTS - RING_SIDE) + s -
+                  RING_SIDE];
 }
 /* [ring-layout] */
 
@@ -136,7 +139,7 @@ struct shm_room *
 shm_room_create(size_t nrings, char name[64])
 {
     size_t ngroups = nrings / SHM_GROUP + 1;
-    size_t dense = (3 * nrings + 2 * ngroups) * sizeof(uint64_t);
+    size_t dense = (4 * nrings + 2 * ngroups) * sizeof(uint64_t);
     size_t meta = page_round(sizeof(struct shm_room) + dense);
     /* Whole groups: the records of a group's rings are interleaved. */
     size_t upfront_groups = (SHM_UPFRONT_SLOTS + SHM_GROUP - 1) / SHM_GROUP;
@@ -183,6 +186,7 @@ shm_room_create(size_t nrings, char name[64])
     room->done = room->group + ngroups;
     room->asleep = room->done + nrings;
     room->bell = (uint64_t *)(room->asleep + ngroups);
+    room->base = (_Atomic uint64_t *)(room->bell + nrings);
     room->rings = (char *)p + meta;
     for (size_t i = 0; i < nrings; i++)
         atomic_store_explicit(&room->done[i], SHM_NOT_READING,
@@ -334,6 +338,34 @@ ring_room(struct shm_room *shm, size_t ring, uint64_t *floor)
 /* [ring-room] */
 
 /* [ring-put] */
+void
+ring_restart(struct shm_room *shm, size_t ring)
+{
+    struct ring *r = shm_ring(shm, ring);
+    uint64_t head =
+        atomic_load_explicit(&shm->head[ring], memory_order_relaxed);
+    size_t high = atomic_load_explicit(&shm->high, memory_order_acquire);
+
+    if (head % RING_SLOTS == 0)
+        return; /* at the start of a lap already */
+    uint64_t last = atomic_load_explicit(&r->pub[(head - 1) % RING_SLOTS],
+                                         memory_order_relaxed);
+    for (size_t q = 0; q < high; q++) {
+        uint64_t at = atomic_load_explicit(&shm->done[q], memory_order_acquire);
+        if (q != ring && at != SHM_NOT_READING && at < last)
+            return; /* a reader has records of this ring to copy yet */
+    }
+    uint64_t next = head - head % RING_SLOTS + RING_SLOTS;
+    /* The places skipped keep the numbers growing along the ring, as
+     * ring_unread() needs: each gets the last real record's. */
+    for (uint64_t s = head; s < next; s++)
+        atomic_store_explicit(&r->pub[s % RING_SLOTS], last,
+                              memory_order_relaxed);
+    /* base before head: a reader that sees the new head sees the base. */
+    atomic_store_explicit(&shm->base[ring], next, memory_order_relaxed);
+    atomic_store_explicit(&shm->head[ring], next, memory_order_release);
+}
+
 void
 ring_put(struct shm_room *shm, size_t ring, const char *line, size_t len)
 {

@@ -45,7 +45,7 @@
  * child that is awake is never poked, and a stopped parent delays nothing
  * but accepting and reaping.
  *
- * The region grows linearly with the limit: about 32 bytes of dense
+ * The region grows linearly with the limit: about 40 bytes of dense
  * arrays and one ring of records per slot. The file is sparse
  * (ftruncate()), and its pages are reserved (posix_fallocate()) before
  * anything may write them, so that a full /dev/shm is an error with a
@@ -78,6 +78,9 @@
 #define LAG_GRACE_MS 1000
 /** Rings per group counter: a reader skips a group that did not move. */
 #define SHM_GROUP 64
+/** Records at the start of each lap of a ring that lie beside those of
+ * its group's other rings: a silent user's join and leave (shm_record()). */
+#define RING_SIDE 2
 /** Slots whose rings are reserved at start; later ones on first use. */
 #define SHM_UPFRONT_SLOTS 64
 /** Free records below which ring_room() looks at the readers again. */
@@ -127,9 +130,13 @@ struct shm_room {
     _Atomic uint64_t *done; /**< [reader]: copied all up to this pub */
     _Atomic uint64_t *asleep; /**< bit per slot: the child sleeps */
     uint64_t *bell; /**< [slot]: random name of the child's doorbell */
+    /** [slot]: no record below it was written for its user: readers skip
+     * to it (ring_restart()). */
+    _Atomic uint64_t *base;
     /** Page-aligned, reserved a group at a time: for each group of
-     * #SHM_GROUP slots, their `struct ring`s, the first record of each
-     * ring side by side, then the other records, ring after ring. */
+     * #SHM_GROUP slots, their `struct ring`s, the first #RING_SIDE
+     * records of each ring side by side, then the other records, ring
+     * after ring. */
     char *rings;
 };
 /* [shm-types] */
@@ -210,6 +217,23 @@ void shm_reader_stop(struct shm_room *shm, size_t reader);
  * @return free records, 0 when the writer must wait.
  */
 size_t ring_room(struct shm_room *shm, size_t ring, uint64_t *floor);
+
+/**
+ * @brief Starts ring @p ring on a new lap for the slot's next user, if no
+ *        reader has anything of it left to copy.
+ *
+ * Only the first #RING_SIDE records of a lap lie beside the group's other
+ * rings (shm_record()); a join written anywhere else costs every child
+ * that copies it a page fault of its own, N x N / 2 for N joins into
+ * slots that changed hands (docs/performance.md, "Joins a page apart").
+ * So the head skips to the next lap, and readers skip with it to `base`.
+ * Only when every reader has copied the ring up to its head, so that
+ * nothing is skipped that anyone has yet to read; otherwise the join goes
+ * where the head is, and costs its page faults. Called by the writer.
+ * @param shm  the region.
+ * @param ring the ring; the caller must be its only writer.
+ */
+void ring_restart(struct shm_room *shm, size_t ring);
 
 /**
  * @brief Appends one line to a ring: the single writer's side.

@@ -131,6 +131,13 @@ read_ring(struct child *ch, size_t ring, uint64_t *low)
         atomic_load_explicit(&shm->head[ring], memory_order_acquire);
     char line[RECORD_MAX];
 
+    /* A slot that changed hands may have started its user on a new lap
+     * (ring_restart()): nothing below its base is for us. A base above
+     * the head just read is a restart after that read: next time. */
+    uint64_t base =
+        atomic_load_explicit(&shm->base[ring], memory_order_relaxed);
+    if (at < base && base <= head)
+        at = base;
     /* A reader that stopped copying, its queue too long, learns here
      * that the writer has passed it over. */
     if (head - at > RING_SLOTS) {

@@ -9,3 +9,5 @@ setup() {
 }
 
 @test "ring: a writer never fills the last record, so a reader of a full ring is never taken for lapped" { run "$TEST_RING" full; assert_success; }
+
+@test "ring: a slot whose ring every reader has copied starts its next user on a new lap, and one with a record unread does not" { run "$TEST_RING" restart; assert_success; }
