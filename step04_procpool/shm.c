@@ -135,6 +135,25 @@ shm_record(const struct shm_room *shm, size_t ring, uint64_t seq)
 }
 /* [ring-layout] */
 
+/**
+ * @brief Marks the slots of group @p g as read by no one, as its rings
+ *        are reserved.
+ *
+ * Writers wait for every reader's `done`, so a slot's must say "not
+ * reading" before the slot is first used. Set a group at a time, as
+ * groups come into use, not for the whole limit at start: with
+ * `-n 100000` that would be 800 KB of pages touched before anyone joins.
+ * @param shm the region.
+ * @param g   the group.
+ */
+static void
+group_open(struct shm_room *shm, size_t g)
+{
+    for (size_t i = 0; i < group_width(shm, g); i++)
+        atomic_store_explicit(&shm->done[g * SHM_GROUP + i], SHM_NOT_READING,
+                              memory_order_relaxed);
+}
+
 /* [shm-create] */
 struct shm_room *
 shm_room_create(size_t nrings, size_t users_cap, char name[64])
@@ -196,9 +215,8 @@ shm_room_create(size_t nrings, size_t users_cap, char name[64])
     room->top = room->online + nrings;
     room->sent = (_Atomic unsigned long *)(room->top + nrings);
     room->rings = (char *)p + meta;
-    for (size_t i = 0; i < nrings; i++)
-        atomic_store_explicit(&room->done[i], SHM_NOT_READING,
-                              memory_order_relaxed);
+    for (size_t g = 0; g < upfront_groups && g * SHM_GROUP < nrings; g++)
+        group_open(room, g);
     return room;
 }
 /* [shm-create] */
@@ -228,6 +246,7 @@ shm_slot_reserve(struct shm_room *shm, size_t slot)
                                   (off_t)(group_width(shm, g) * SLOT_BYTES));
         if (err != 0)
             return err;
+        group_open(shm, g);
         shm->reserved++;
     }
     return 0;

@@ -295,17 +295,35 @@ median() {
         cut -d' ' -f2-
 }
 
+# drained: waits, at most 30 s, until the server holds none of the last
+# run's connections (in /proc/net/tcp: local port SRV_PORT, any state but
+# LISTEN and TIME_WAIT, which is no user). A repetition then starts in an empty room, as the first did, not
+# among the last run's users on their way out, whom the room still counts
+# against its limit (the -n 116 row) and still sends the leaves of.
+drained() {
+    local hex i
+    hex=$(printf '%04X' "$SRV_PORT")
+    for ((i = 0; i < 600; i++)); do
+        awk -v p=":$hex" '$2 ~ p "$" && $4 != "0A" && $4 != "06" { n++ } END { exit n > 0 }' \
+            /proc/net/tcp /proc/net/tcp6 2>/dev/null && return 0
+        sleep "$POLL_S"
+    done
+    log "$TARGET: the last run's connections were still open after 30 s"
+}
+
 # reps KEY ARGS...: REPS runs of loadgen ARGS... against the current server,
 # which it stops afterwards (at once after a failed run: a server that
 # failed once is not timed again). Sets LINE to the run with the median
 # KEY (the last run if one failed), RUNS to the runs made and ALLOK to 1 if
-# every run was exact.
+# every run was exact. Each repetition after the first waits until the
+# last one's connections are gone (drained).
 reps() {
     local key=$1 rep line
     shift
     local lines=()
     ALLOK=1
     for ((rep = 0; rep < REPS; rep++)); do
+        ((rep == 0)) || drained
         line=$(loadgen "$@")
         lines+=("$line")
         if [ "$(field "$line" ok)" != 1 ]; then
