@@ -8,7 +8,8 @@
 #                 Redis as a dashed line
 # p99.png         p99 latency against the room
 # cpu.png         server CPU seconds per million deliveries against the room
-# memory.png      proportional memory per idle client, per server
+# memory.png      proportional memory per idle client, per server (when the
+#                 run has the hold row)
 set -euo pipefail
 csv=${1:?usage: plot.sh RESULTS.CSV OUTDIR}
 out=${2:?usage: plot.sh RESULTS.CSV OUTDIR}
@@ -56,11 +57,18 @@ set output '$out/cpu.png'
 set title 'Server CPU per million deliveries (lower is better)'
 set ylabel 'CPU seconds per M deliveries'
 plot ${cpu%, }
-unset logscale y
+GNUPLOT
+
+# A run without the hold row (BENCH_ROWS) has no memory to plot.
+[ -s "$out/memory.dat" ] || exit 0
+gnuplot <<GNUPLOT
+set terminal pngcairo size 800,480 noenhanced font 'sans,10'
+set grid
 set output '$out/memory.png'
 set title 'Proportional memory per idle client (lower is better)'
 set ylabel 'Pss KiB per idle client'
 set xlabel 'server (idle clients held)'
+set offsets 0.2, 0.2, 0, 0
 set logscale y
 set yrange [0.1:*]
 set style fill solid 0.5
