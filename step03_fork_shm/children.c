@@ -119,6 +119,43 @@ child_setup(int client_fd, int mine)
 /* [child-setup] */
 
 /**
+ * @brief Forks the child that runs run_child(@p cs), every signal blocked
+ *        across fork().
+ *
+ * Between fork() and child_setup() the child still has the parent's
+ * handlers: a signal there would run the parent's handler in the child,
+ * which would write into the parent's signal pipe, and the parent would
+ * act on a signal that was not its own. Blocked, the signal waits until
+ * the child has put its own dispositions in place.
+ * @param cs      what the child is handed; `cs->parent_fd`, the child's
+ *                end of the socketpair, is closed here in the parent.
+ * @param keep_fd the other descriptor the child keeps (child_setup()).
+ * @return the child's pid, or -1 with errno set if no process could be
+ *         made.
+ */
+/* [fork] */
+static pid_t
+fork_child(const struct child_start *cs, int keep_fd)
+{
+    sigset_t all, old;
+
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
+    pid_t pid = fork();
+    if (pid == 0) {
+        child_setup(keep_fd, cs->parent_fd);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        run_child(cs);
+    }
+    int saved = errno;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    close(cs->parent_fd);
+    errno = saved;
+    return pid;
+}
+/* [fork] */
+
+/**
  * @brief A random name for a new child's doorbell.
  *
  * Abstract socket names can be seen by every local user
@@ -184,7 +221,6 @@ client_add(struct server *srv, int fd)
 {
     int sv[2];
     size_t slot;
-    sigset_t all, old;
 
     if (srv->online == srv->limit) {
         trace_add(": room full, refused fd %d", fd);
@@ -208,16 +244,7 @@ client_add(struct server *srv, int fd)
                              .parent = getpid(),
                              .shm = srv->shm,
                              .view = srv->view};
-    sigfillset(&all);
-    sigprocmask(SIG_BLOCK, &all, &old);
-    pid_t pid = fork();
-    if (pid == 0) {
-        child_setup(fd, sv[1]);
-        sigprocmask(SIG_SETMASK, &old, NULL);
-        run_child(&cs);
-    }
-    sigprocmask(SIG_SETMASK, &old, NULL);
-    close(sv[1]);
+    pid_t pid = fork_child(&cs, fd);
     if (pid < 0) {
         log_errno("cannot fork a child for a new client");
         shm_reader_stop(srv->shm, slot);

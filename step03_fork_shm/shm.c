@@ -154,6 +154,29 @@ group_open(struct shm_room *shm, size_t g)
 }
 
 /* [shm-create] */
+/**
+ * @brief Points the region's arrays at their places behind the counters,
+ *        in the order shm_room_create() counted them.
+ *
+ * The pointers are stored inside the region: that works because every
+ * process maps it at the same address, the parent's, inherited across
+ * fork().
+ * @param room    the region, its sizes set.
+ * @param ngroups groups of #SHM_GROUP slots, the last one partial.
+ */
+static void
+place_arrays(struct shm_room *room, size_t ngroups)
+{
+    size_t n = room->nrings;
+
+    room->head = (_Atomic uint64_t *)(room + 1);
+    room->group = room->head + n;
+    room->done = room->group + ngroups;
+    room->asleep = room->done + n;
+    room->bell = (uint64_t *)(room->asleep + ngroups);
+    room->base = (_Atomic uint64_t *)(room->bell + n);
+}
+
 struct shm_room *
 shm_room_create(size_t nrings, char name[64])
 {
@@ -200,12 +223,7 @@ shm_room_create(size_t nrings, char name[64])
     room->nrings = nrings;
     room->fd = fd;
     room->reserved = upfront_groups;
-    room->head = (_Atomic uint64_t *)(room + 1);
-    room->group = room->head + nrings;
-    room->done = room->group + ngroups;
-    room->asleep = room->done + nrings;
-    room->bell = (uint64_t *)(room->asleep + ngroups);
-    room->base = (_Atomic uint64_t *)(room->bell + nrings);
+    place_arrays(room, ngroups);
     room->rings = (char *)p + meta;
     for (size_t g = 0; g < upfront_groups && g * SHM_GROUP < nrings; g++)
         group_open(room, g);

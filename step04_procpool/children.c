@@ -101,6 +101,43 @@ child_setup(int listen_fd, int mine)
 /* [child-setup] */
 
 /**
+ * @brief Forks the child that runs run_child(@p cs), every signal blocked
+ *        across fork().
+ *
+ * Between fork() and child_setup() the child still has the parent's
+ * handlers: a signal there would run the parent's handler in the child,
+ * which would write into the parent's signal pipe, and the parent would
+ * act on a signal that was not its own. Blocked, the signal waits until
+ * the child has put its own dispositions in place.
+ * @param cs      what the child is handed; `cs->parent_fd`, the child's
+ *                end of the socketpair, is closed here in the parent.
+ * @param keep_fd the other descriptor the child keeps (child_setup()).
+ * @return the child's pid, or -1 with errno set if no process could be
+ *         made.
+ */
+/* [fork] */
+static pid_t
+fork_child(const struct child_start *cs, int keep_fd)
+{
+    sigset_t all, old;
+
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
+    pid_t pid = fork();
+    if (pid == 0) {
+        child_setup(keep_fd, cs->parent_fd);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        run_child(cs);
+    }
+    int saved = errno;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    close(cs->parent_fd);
+    errno = saved;
+    return pid;
+}
+/* [fork] */
+
+/**
  * @brief A random name for a new child's doorbell.
  *
  * Abstract socket names can be seen by every local user
@@ -131,7 +168,6 @@ int
 spawn_worker(struct server *srv, size_t slot)
 {
     int sv[2];
-    sigset_t all, old;
 
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
         log_errno("cannot create a socketpair for worker %zu", slot);
@@ -148,16 +184,7 @@ spawn_worker(struct server *srv, size_t slot)
                              .parent = getpid(),
                              .shm = srv->shm,
                              .view = srv->view};
-    sigfillset(&all);
-    sigprocmask(SIG_BLOCK, &all, &old);
-    pid_t pid = fork();
-    if (pid == 0) {
-        child_setup(srv->listen_fd, sv[1]);
-        sigprocmask(SIG_SETMASK, &old, NULL);
-        run_child(&cs);
-    }
-    sigprocmask(SIG_SETMASK, &old, NULL);
-    close(sv[1]);
+    pid_t pid = fork_child(&cs, srv->listen_fd);
     if (pid < 0) {
         log_errno("cannot fork worker %zu", slot);
         shm_reader_stop(srv->shm, slot);

@@ -155,6 +155,33 @@ group_open(struct shm_room *shm, size_t g)
 }
 
 /* [shm-create] */
+/**
+ * @brief Points the region's arrays at their places behind the counters,
+ *        in the order shm_room_create() counted them.
+ *
+ * The pointers are stored inside the region: that works because every
+ * process maps it at the same address, the parent's, inherited across
+ * fork().
+ * @param room    the region, its sizes set.
+ * @param ngroups groups of #SHM_GROUP slots, the last one partial.
+ */
+static void
+place_arrays(struct shm_room *room, size_t ngroups)
+{
+    size_t n = room->nrings;
+
+    room->head = (_Atomic uint64_t *)(room + 1);
+    room->group = room->head + n;
+    room->done = room->group + ngroups;
+    room->asleep = room->done + n;
+    room->bell = (uint64_t *)(room->asleep + ngroups);
+    room->base = (_Atomic uint64_t *)(room->bell + n);
+    room->users = (_Atomic unsigned long *)(room->base + n);
+    room->online = (_Atomic size_t *)(room->users + n * room->users_cap);
+    room->top = room->online + n;
+    room->sent = (_Atomic unsigned long *)(room->top + n);
+}
+
 struct shm_room *
 shm_room_create(size_t nrings, size_t users_cap, char name[64])
 {
@@ -204,16 +231,7 @@ shm_room_create(size_t nrings, size_t users_cap, char name[64])
     room->users_cap = users_cap;
     room->fd = fd;
     room->reserved = upfront_groups;
-    room->head = (_Atomic uint64_t *)(room + 1);
-    room->group = room->head + nrings;
-    room->done = room->group + ngroups;
-    room->asleep = room->done + nrings;
-    room->bell = (uint64_t *)(room->asleep + ngroups);
-    room->base = (_Atomic uint64_t *)(room->bell + nrings);
-    room->users = (_Atomic unsigned long *)(room->base + nrings);
-    room->online = (_Atomic size_t *)(room->users + nrings * users_cap);
-    room->top = room->online + nrings;
-    room->sent = (_Atomic unsigned long *)(room->top + nrings);
+    place_arrays(room, ngroups);
     room->rings = (char *)p + meta;
     for (size_t g = 0; g < upfront_groups && g * SHM_GROUP < nrings; g++)
         group_open(room, g);
