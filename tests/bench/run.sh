@@ -295,20 +295,28 @@ median() {
         cut -d' ' -f2-
 }
 
-# drained: waits, at most 30 s, until the server holds none of the last
-# run's connections (in /proc/net/tcp: local port SRV_PORT, any state but
-# LISTEN and TIME_WAIT, which is no user). A repetition then starts in an empty room, as the first did, not
-# among the last run's users on their way out, whom the room still counts
-# against its limit (the -n 116 row) and still sends the leaves of.
+# drained KIDS: waits, at most 30 s, until the server holds none of the
+# last run's connections (in /proc/net/tcp: local port SRV_PORT, any state
+# but LISTEN and TIME_WAIT, which is no user) and has no more processes
+# than KIDS, its children before the first run (chapter 3's child per
+# client is reaped, and its user's leave written, after its socket has
+# closed). A repetition then starts in an empty room, as the first did,
+# not among the last run's users on their way out, whom the room still
+# counts against its limit (the -n 116 row) and whose leaves it is still
+# writing (chapter 3's (5000,10): a slot whose last user's leave nobody
+# has read yet cannot start its next user at record 0).
 drained() {
-    local hex i
+    local kids=$1 hex i
     hex=$(printf '%04X' "$SRV_PORT")
     for ((i = 0; i < 600; i++)); do
-        awk -v p=":$hex" '$2 ~ p "$" && $4 != "0A" && $4 != "06" { n++ } END { exit n > 0 }' \
-            /proc/net/tcp /proc/net/tcp6 2>/dev/null && return 0
+        if awk -v p=":$hex" '$2 ~ p "$" && $4 != "0A" && $4 != "06" { n++ }
+                END { exit n > 0 }' /proc/net/tcp /proc/net/tcp6 2>/dev/null &&
+            (($(pgrep -c -P "$SRV_PID" || true) <= kids)); then
+            return 0
+        fi
         sleep "$POLL_S"
     done
-    log "$TARGET: the last run's connections were still open after 30 s"
+    log "$TARGET: the last run's users were still there after 30 s"
 }
 
 # reps KEY ARGS...: REPS runs of loadgen ARGS... against the current server,
@@ -316,14 +324,15 @@ drained() {
 # failed once is not timed again). Sets LINE to the run with the median
 # KEY (the last run if one failed), RUNS to the runs made and ALLOK to 1 if
 # every run was exact. Each repetition after the first waits until the
-# last one's connections are gone (drained).
+# last one's users are gone (drained).
 reps() {
-    local key=$1 rep line
+    local key=$1 rep line kids
     shift
     local lines=()
     ALLOK=1
+    kids=$(pgrep -c -P "$SRV_PID" || true)
     for ((rep = 0; rep < REPS; rep++)); do
-        ((rep == 0)) || drained
+        ((rep == 0)) || drained "$kids"
         line=$(loadgen "$@")
         lines+=("$line")
         if [ "$(field "$line" ok)" != 1 ]; then
