@@ -8,10 +8,10 @@
  *
  * The idea: the parent only listens, accepts and keeps the books. Each
  * client gets a child process of its own (child.c); the child writes its
- * client's lines into the client's ring in shared memory (shm.c) and tells
- * the parent over a socketpair, and the parent pokes the other children,
- * which copy the new lines from shared memory to their clients. Signals,
- * SIGCHLD now among them, still arrive through chapter 2's pipe.
+ * client's lines into the client's ring in shared memory (shm.c) and pokes
+ * the other children that sleep, which copy the new lines from shared
+ * memory to their clients. Signals, SIGCHLD now among them, still arrive
+ * through chapter 2's pipe.
  *
  * This file is the parent's loop, its signals, status and shutdown, and
  * main(); its management of the children (a slot and a child per client,
