@@ -53,11 +53,10 @@ notice_left(struct server *srv, size_t slot, unsigned long id)
 /* [notice] */
 
 /**
- * @brief Makes @p slot a reader, and writes its user's join, before the
- *        fork.
+ * @brief Writes a newcomer's join into its slot's ring, before the fork.
  *
  * The join is the first record of the user in its ring, before any of its
- * messages, and it is written before anything that may fail: whatever
+ * messages, and it is written before the fork, which may fail: whatever
  * ends the child, the parent announces the user as left -- a client that
  * resets before its welcome is written included (tests/faults/flood.bats).
  * The parent writes it, not the child, so that a burst of joins wakes the
@@ -72,9 +71,6 @@ join_slot(struct server *srv, size_t slot, unsigned long id)
 {
     char line[PROTO_LINE_MAX];
 
-    /* The child reads every ring from its current end, and writers wait
-     * for it from now on. */
-    shm_reader_start(srv->shm, slot, &srv->view);
     ring_restart(srv->shm, slot); /* the join at record 0, if it can */
     ring_put(srv->shm, slot, line, proto_joined(line, id));
     srv->news = true;
@@ -187,7 +183,7 @@ bell_name(void)
  * other rings' and costs the room few page faults. A slot
  * used for the first time gets its ring reserved now (shm_slot_reserve()):
  * if /dev/shm cannot supply it, the newcomer is refused, and nobody dies
- * of SIGBUS later. The slot's doorbell gets a new name, the new child's.
+ * of SIGBUS later.
  * @param srv  the server.
  * @param slot receives the slot.
  * @return 0, or -1 with errno set.
@@ -205,35 +201,31 @@ take_slot(struct server *srv, size_t *slot)
             return -1;
         }
     }
-    srv->shm->bell[*slot] = bell_name();
     return 0;
 }
 
 /**
- * @brief Admits a new connection: a slot, an id, and a child process to
- *        serve it (which writes the join and the welcome).
- * @param srv the server.
- * @param fd  the accepted socket; the parent closes its copy.
+ * @brief Forks the child of @p slot, to serve @p fd, its user's join
+ *        written first.
+ * @param srv  the server.
+ * @param slot the newcomer's slot: its ring, its doorbell.
+ * @param fd   the client's socket, which the child keeps.
+ * @return 0, or -1 if no process could be made.
  */
-/* [join] */
-void
-client_add(struct server *srv, int fd)
+/* [spawn] */
+static int
+spawn_child(struct server *srv, size_t slot, int fd)
 {
     int sv[2];
-    size_t slot;
 
-    if (srv->online == srv->limit) {
-        trace_add(": room full, refused fd %d", fd);
-        conn_refuse(fd);
-        return;
-    }
-    if (take_slot(srv, &slot) < 0 ||
-        socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
         log_errno("cannot make room for a new client");
-        conn_refuse(fd);
-        return;
+        return -1;
     }
-    struct child_slot *c = &srv->children[slot];
+    /* The child reads every ring from its current end; writers wait for
+     * it from now on. Its doorbell gets a new name, the new process's. */
+    shm_reader_start(srv->shm, slot, &srv->view);
+    srv->shm->bell[slot] = bell_name();
     join_slot(srv, slot, ++srv->next_id);
     struct child_start cs = {.client_fd = fd,
                              .parent_fd = sv[1],
@@ -250,6 +242,42 @@ client_add(struct server *srv, int fd)
         shm_reader_stop(srv->shm, slot);
         notice_left(srv, slot, srv->next_id);
         close(sv[0]);
+        return -1;
+    }
+    struct child_slot *c = &srv->children[slot];
+    c->pid = pid;
+    c->fd = sv[0];
+    c->id = srv->next_id;
+    if (net_set_nonblock(c->fd) < 0 || watch(srv, c->fd, EPOLLIN, c) < 0)
+        log_errno("cannot watch user%lu's socketpair", c->id);
+    trace_add(": user%lu in child %ld", c->id, (long)pid);
+    return 0;
+}
+/* [spawn] */
+
+/**
+ * @brief Admits a new connection: a slot, an id, and a child process to
+ *        serve it (which writes the welcome).
+ * @param srv the server.
+ * @param fd  the accepted socket; the parent closes its copy.
+ */
+/* [join] */
+void
+client_add(struct server *srv, int fd)
+{
+    size_t slot;
+
+    if (srv->online == srv->limit) {
+        trace_add(": room full, refused fd %d", fd);
+        conn_refuse(fd);
+        return;
+    }
+    if (take_slot(srv, &slot) < 0) {
+        log_errno("cannot make room for a new client");
+        conn_refuse(fd);
+        return;
+    }
+    if (spawn_child(srv, slot, fd) < 0) {
         conn_refuse(fd);
         return;
     }
@@ -261,13 +289,9 @@ client_add(struct server *srv, int fd)
         srv->free_first = (srv->free_first + 1) % srv->limit;
         srv->nfree--;
     }
-    *c = (struct child_slot){
-        .pid = pid, .fd = sv[0], .id = srv->next_id, .live = srv->online};
+    srv->children[slot].live = srv->online;
     srv->live[srv->online++] = slot;
-    if (net_set_nonblock(c->fd) < 0 || watch(srv, c->fd, EPOLLIN, c) < 0)
-        log_errno("cannot watch user%lu's socketpair", c->id);
-    trace_add(": user%lu in child %ld", c->id, (long)pid);
-    log_note("user%lu joined (%zu online)", c->id, srv->online);
+    log_note("user%lu joined (%zu online)", srv->next_id, srv->online);
 }
 /* [join] */
 

@@ -4,7 +4,7 @@
  *        worker's messages, and a dead worker replaced.
  *
  * The parent's loop (server.c) calls in here to fork the pool
- * (spawn_worker(), from server_init()), when a worker's socketpair is
+ * (spawn_child(), from server_init()), when a worker's socketpair is
  * readable (on_child()), to tell the workers to quit (poke_children()),
  * on SIGCHLD (reap_children()) and when the forks that failed are due
  * again (retry_forks()). A dead worker's clients are announced as left
@@ -165,7 +165,7 @@ bell_name(void)
  */
 /* [spawn] */
 int
-spawn_worker(struct server *srv, size_t slot)
+spawn_child(struct server *srv, size_t slot)
 {
     int sv[2];
 
@@ -173,7 +173,7 @@ spawn_worker(struct server *srv, size_t slot)
         log_errno("cannot create a socketpair for worker %zu", slot);
         return -1;
     }
-    /* The worker reads every ring from its current end; writers wait for
+    /* The child reads every ring from its current end; writers wait for
      * it from now on. Its doorbell gets a new name, the new process's. */
     shm_reader_start(srv->shm, slot, &srv->view);
     srv->shm->bell[slot] = bell_name();
@@ -335,8 +335,8 @@ replace_worker(struct server *srv, size_t i)
     char why[256];
 
     announce_leaves(srv, i);
-    log_catch(true); /* spawn_worker()'s reason, for one line per streak */
-    int rc = spawn_worker(srv, i);
+    log_catch(true); /* spawn_child()'s reason, for one line per streak */
+    int rc = spawn_child(srv, i);
     snprintf(why, sizeof why, "%s", log_caught());
     log_catch(false);
     if (rc == 0) {

@@ -53,7 +53,7 @@ struct server {
 /** @cond */
 int watch(struct server *srv, int fd, uint32_t events, void *token);
 void rearm_listen(struct server *srv);
-int spawn_worker(struct server *srv, size_t slot);
+int spawn_child(struct server *srv, size_t slot);
 void on_child(struct server *srv, struct child_slot *c);
 void poke_children(struct server *srv, char cmd);
 int retry_forks(struct server *srv);

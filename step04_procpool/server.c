@@ -178,7 +178,7 @@ server_init(struct server *srv, int listen_fd, size_t limit, size_t nworkers)
         srv->children[i].fd = -1; /* before any fork: see child_setup() */
     log_catch(true); /* why a worker cannot start: the cause, one line */
     for (size_t i = 0; i < nworkers; i++)
-        if (spawn_worker(srv, i) < 0)
+        if (spawn_child(srv, i) < 0)
             die("cannot start the pool: %s", log_caught());
     log_catch(false);
 }
@@ -226,7 +226,7 @@ on_accept(struct server *srv)
     if (!any_worker(srv)) {
         /* Re-armed now, the waiting connection would report the socket
          * again at once, and again: a spin until a worker is forked.
-         * spawn_worker() re-arms it. */
+         * spawn_child() re-arms it. */
         trace_add(": no worker, accepting paused");
         srv->accepting = NULL;
         srv->parked = true;
