@@ -407,32 +407,31 @@ reap_children(struct server *srv)
     pid_t pid;
 
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        size_t i = 0;
-        while (i < srv->nworkers && srv->children[i].pid != pid)
-            i++;
-        if (i == srv->nworkers)
-            continue;
-        struct child_slot *c = &srv->children[i];
-        if (c->fd >= 0) {
+        size_t slot = 0;
+        while (slot < srv->nworkers && srv->children[slot].pid != pid)
+            slot++;
+        if (slot == srv->nworkers)
+            continue; /* not a child of a slot */
+        struct child_slot *c = &srv->children[slot];
+        if (c->fd >= 0)
             close(c->fd);
-            c->fd = -1;
-        }
-        if (srv->accepting == c)
-            rearm_listen(srv);
-        c->pid = 0;
-        shm_reader_stop(srv->shm, i);
-        trace_add("; worker %zu (pid %ld) %s %d", i, (long)pid,
+        trace_add("; worker %zu (pid %ld) %s %d", slot, (long)pid,
                   WIFSIGNALED(status) ? "killed by signal" : "exited",
                   WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+        if (srv->accepting == c)
+            rearm_listen(srv);
+        shm_reader_stop(srv->shm, slot);
+        c->pid = 0;
+        c->fd = -1;
         if (srv->closing)
             continue;
         if (WIFEXITED(status) && WEXITSTATUS(status) == CHILD_EXIT_FATAL) {
-            log_msg("worker %zu cannot start; not replacing it", i);
-            announce_leaves(srv, i);
+            log_msg("worker %zu cannot start; not replacing it", slot);
+            announce_leaves(srv, slot);
             continue;
         }
-        log_msg("worker %zu (pid %ld) died; replacing it", i, (long)pid);
-        replace_worker(srv, i);
+        log_msg("worker %zu (pid %ld) died; replacing it", slot, (long)pid);
+        replace_worker(srv, slot);
     }
     if (pid < 0 && errno != ECHILD)
         log_errno("waitpid");
