@@ -148,8 +148,10 @@ shm_record(const struct shm_room *shm, size_t ring, uint64_t seq)
 static void
 group_open(struct shm_room *shm, size_t g)
 {
-    for (size_t i = 0; i < group_width(shm, g); i++)
-        atomic_store_explicit(&shm->done[g * SHM_GROUP + i], SHM_NOT_READING,
+    size_t first = g * SHM_GROUP, end = first + group_width(shm, g);
+
+    for (size_t i = first; i < end; i++)
+        atomic_store_explicit(&shm->done[i], SHM_NOT_READING,
                               memory_order_relaxed);
 }
 
