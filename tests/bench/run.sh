@@ -13,6 +13,9 @@
 #
 # For each chapter that builds (build/stepNN/server), a fresh server is
 # started on 127.0.0.1 port 0 for each measurement and stopped after it.
+# In the fanout and limit rows the servers take turns, one run each per
+# round, three rounds (turns()): the ratios between them are the figures,
+# and a slow spell of the machine then falls on all of them alike.
 # Redis (redis-server, installed from apt when missing and run as root) is
 # started the same way on a free loopback port, with no configuration file
 # and persistence off. build/bench/loadgen (tests/bench/loadgen.c) is the
@@ -302,9 +305,8 @@ median() {
 # client is reaped, and its user's leave written, after its socket has
 # closed). A repetition then starts in an empty room, as the first did,
 # not among the last run's users on their way out, whom the room still
-# counts against its limit (the -n 116 row) and whose leaves it is still
-# writing (chapter 3's (5000,10): a slot whose last user's leave nobody
-# has read yet cannot start its next user at record 0).
+# counts against its limit and whose leaves it is still writing. (The
+# paced row's; the rows that take turns start a server for every run.)
 drained() {
     local kids=$1 hex i
     hex=$(printf '%04X' "$SRV_PORT")
@@ -350,6 +352,62 @@ reps() {
     else
         LINE=${lines[-1]}
     fi
+}
+
+# turns KEY ENTRY... -- ARGS...: REPS rounds of loadgen ARGS...; in each
+# round every ENTRY ("TARGET USERS": a server and its -n) takes its turn,
+# on a server started for the run and stopped after it. The servers take
+# turns so that a slow spell of the machine falls on all of them alike:
+# the ratios between them (to plain, to Redis, -n 116 to -n 100000) are
+# the figures, and one server's three runs in a row had them swing by a
+# fifth from one benchmark to the next. An entry that failed once is not
+# timed again. Sets, by entry: T_LINE (the run with the median KEY, or
+# the failed one), T_RUNS (runs made), T_OK (1 if every run was exact)
+# and T_PSS (the server's Pss before anyone joined, at its first start).
+turns() {
+    local key=$1 e rep line users
+    shift
+    local entries=()
+    while [ "$1" != -- ]; do
+        entries+=("$1")
+        shift
+    done
+    shift
+    declare -gA T_LINE=() T_RUNS=() T_OK=() T_PSS=()
+    local -A good=()
+    local -a runs=()
+    for e in "${entries[@]}"; do
+        T_OK[$e]=1 T_RUNS[$e]=0 good[$e]=
+    done
+    for ((rep = 0; rep < REPS; rep++)); do
+        for e in "${entries[@]}"; do
+            [ "${T_OK[$e]}" = 1 ] || continue
+            read -r TARGET users <<<"$e"
+            if ! start_target "$TARGET" "$users"; then
+                T_OK[$e]=0 T_LINE[$e]="mode=? ok=0"
+                FAILED=1
+                continue
+            fi
+            ((rep > 0)) || T_PSS[$e]=$(pss_kib "$SRV_PID")
+            line=$(loadgen "$@")
+            T_RUNS[$e]=$((T_RUNS[$e] + 1))
+            if [ "$(field "$line" ok)" = 1 ]; then
+                stop_server
+                good[$e]+="$line"$'\n'
+            else
+                # loadgen ran in a command substitution: its count of
+                # failures is lost.
+                stop_server now
+                T_OK[$e]=0 T_LINE[$e]=$line
+                FAILED=1
+            fi
+        done
+    done
+    for e in "${entries[@]}"; do
+        [ "${T_OK[$e]}" = 1 ] || continue
+        mapfile -t runs <<<"${good[$e]%$'\n'}"
+        T_LINE[$e]=$(median "$key" "${runs[@]}")
+    done
 }
 
 # ---- build -----------------------------------------------------------------
@@ -410,8 +468,8 @@ CSV=$OUT/results.csv
 echo "server,mode,clients,senders,rate_per_sender,runs,ok,deliveries,seconds,deliveries_per_s,p50_us,p99_us,p999_us,max_us,srv_cpu_s_per_M,gen_cpu_s_per_M,srv_cpu_pct,gen_cpu_pct,connects_per_s,pss_kib_total,pss_kib_per_client" \
     >"$CSV"
 
-# csv_load SERVER MODE CLIENTS SENDERS RATE RUNS OK LINE: one CSV row of a
-# fan-out or paced run.
+# csv_load SERVER MODE CLIENTS SENDERS RATE RUNS OK LINE: prints one CSV
+# row of a fan-out or paced run.
 csv_load() {
     local l=$8
     awk -v c="$1" -v mode="$2" -v n="$3" -v s="$4" -v rate="$5" -v r="$6" \
@@ -427,7 +485,7 @@ csv_load() {
                      printf "%.3f,%.3f,%.0f,%.0f,,,\n", scpu / m, gcpu / m,
                             100 * scpu / sec, 100 * gcpu / sec
                  else
-                     printf ",,,,,,\n" }' >>"$CSV"
+                     printf ",,,,,,\n" }'
 }
 
 # flood ARGS...: runs build/bench/flood ARGS... against the current server,
@@ -451,38 +509,54 @@ flood() {
 
 # ---- the matrix --------------------------------------------------------------
 
-for TARGET in "${TARGETS[@]}"; do
+# The fan-out rows, the servers taking turns (turns()); their CSV rows
+# wait in ROWS, by server, to be written with the server's other rows.
+declare -A ROWS=()
+if row fanout; then
     for cfg in "${MATRIX[@]}"; do
-        row fanout || break
         read -r n s <<<"$cfg"
-        log "$TARGET: fanout clients=$n senders=$s x$REPS"
-        # Room for a previous run's clients that the server has not yet
-        # seen leave, and no more: step 2 scans every slot per message.
-        start_target "$TARGET" $((2 * n + 16)) || { FAILED=1; continue; }
+        log "fanout clients=$n senders=$s: ${TARGETS[*]} in turn, x$REPS"
+        entries=()
+        for TARGET in "${TARGETS[@]}"; do entries+=("$TARGET $((n + 16))"); done
         # The run with the median deliveries/s stands for the three.
-        reps deliveries_per_s -m fanout -n "$n" -s "$s" -M "$MESSAGES" \
-            -b "$BYTES" -w "$WINDOW" -T "$SEND_S"
-        csv_load "$TARGET" fanout "$n" "$s" 0 "$RUNS" "$ALLOK" "$LINE"
+        turns deliveries_per_s "${entries[@]}" -- -m fanout -n "$n" -s "$s" \
+            -M "$MESSAGES" -b "$BYTES" -w "$WINDOW" -T "$SEND_S"
+        for e in "${entries[@]}"; do
+            ((T_RUNS[$e] > 0)) || continue
+            ROWS[${e% *}]+=$(csv_load "${e% *}" fanout "$n" "$s" 0 \
+                "${T_RUNS[$e]}" "${T_OK[$e]}" "${T_LINE[$e]}")$'\n'
+        done
     done
+fi
 
-    # The user limit costs nothing until users come: the same (100,10)
-    # load with -n 116 and with -n 100000, and the server's Pss before
-    # anyone joins. Every chapter (chapter 3's shared region is reserved
-    # sparsely, its pages taken as slots are used); not Redis, which has
-    # no such limit, nor the plain server, which sizes its tables by the
-    # limit on purpose.
-    if row limit && [ "${TARGET#step}" != "$TARGET" ]; then
-        for users in 116 100000; do
-            log "$TARGET: fanout clients=100 senders=10 with -n $users x$REPS"
-            start_target "$TARGET" "$users" || { FAILED=1; continue; }
-            idle=$(pss_kib "$SRV_PID")
-            reps deliveries_per_s -m fanout -n 100 -s 10 -M "$MESSAGES" \
-                -b "$BYTES" -w "$WINDOW" -T "$SEND_S"
-            csv_load "$TARGET" "limit$users" 100 10 0 "$RUNS" "$ALLOK" "$LINE"
+# The user limit costs nothing until users come: the same (100,10) load
+# with -n 116 and with -n 100000, taking turns, and the server's Pss
+# before anyone joins. Every chapter (chapter 3's shared region is
+# reserved sparsely, its pages taken as slots are used); not Redis, which
+# has no such limit, nor the plain server, which sizes its tables by the
+# limit on purpose.
+if row limit; then
+    entries=()
+    for TARGET in "${TARGETS[@]}"; do
+        [ "${TARGET#step}" != "$TARGET" ] || continue
+        entries+=("$TARGET 116" "$TARGET 100000")
+    done
+    if ((${#entries[@]} > 0)); then
+        log "limit: fanout clients=100 senders=10 with -n 116 and -n 100000, in turn, x$REPS"
+        turns deliveries_per_s "${entries[@]}" -- -m fanout -n 100 -s 10 \
+            -M "$MESSAGES" -b "$BYTES" -w "$WINDOW" -T "$SEND_S"
+        for e in "${entries[@]}"; do
+            ((T_RUNS[$e] > 0)) || continue
             # Its Pss at start goes in the pss_kib_total column.
-            sed -i '$ s/,,,$/,,'"$idle"',/' "$CSV"
+            ROWS[${e% *}]+=$(csv_load "${e% *}" "limit${e#* }" 100 10 0 \
+                "${T_RUNS[$e]}" "${T_OK[$e]}" "${T_LINE[$e]}" |
+                sed 's/,,,$/,,'"${T_PSS[$e]}"',/')$'\n'
         done
     fi
+fi
+
+for TARGET in "${TARGETS[@]}"; do
+    printf '%s' "${ROWS[$TARGET]:-}" >>"$CSV"
 
     # Paced: PACED_DELIVERIES per second in all, whatever a message makes
     # (Redis delivers to every subscriber, a chat room to all but one).
@@ -497,7 +571,7 @@ for TARGET in "${TARGETS[@]}"; do
             # The run with the median p99 stands for the three.
             reps p99_us -m fanout -n "$n" -s "$s" -M "$MESSAGES" \
                 -b "$BYTES" -w "$WINDOW" -R "$rate" -T "$PACED_S"
-            csv_load "$TARGET" paced "$n" "$s" "$rate" "$RUNS" "$ALLOK" "$LINE"
+            csv_load "$TARGET" paced "$n" "$s" "$rate" "$RUNS" "$ALLOK" "$LINE" >>"$CSV"
         else
             FAILED=1
         fi
